@@ -1,0 +1,287 @@
+"""`Database`: one async engine (and the embedded server, if any), tenant sessions, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import DDL, event, func, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.schema import CreateSchema, DropSchema
+
+from . import migrations
+from .config import DbConfig, parse_url
+from .ddl import UUID_SHIM, CreateExtension, embedding_space_ddl
+from .embedded import EmbeddedServer
+from .embeddings import Embedder, embedder_for
+from .errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    EmbeddingMismatch,
+    ExtensionMissing,
+    TenantNotFound,
+    translate_db_errors,
+)
+from .models import EmbeddingSpace
+from .tenancy import translate_map, validate_schema_name
+
+# Advisory lock keys (first half of the two-int form): one for database bootstrap, one per schema.
+_LOCK_BOOTSTRAP = 0x0C0F1
+_LOCK_SCHEMA = 0x0C0F2
+
+
+@dataclass
+class Metrics:
+    """Statements run through this database's engine, and their total time."""
+
+    statements: int = 0
+    seconds: float = 0.0
+    by_statement: dict[str, int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.statements = 0
+        self.seconds = 0.0
+        self.by_statement.clear()
+
+
+class Database:
+    """Owns an async engine and, for embedded URLs, the server. Close it when done."""
+
+    def __init__(self, config: DbConfig, engine: AsyncEngine, server: EmbeddedServer | None,
+                 embedder: Embedder, owns_engine: bool) -> None:
+        self.config = config
+        self.engine = engine
+        self.server = server
+        self.embedder = embedder
+        self.metrics = Metrics()
+        self._owns_engine = owns_engine
+        self._ready: set[str] = set()
+        self._schema_lock = asyncio.Lock()
+        self._closed = False
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before)
+        event.listen(engine.sync_engine, "after_cursor_execute", self._after)
+        from .ops import Ops
+
+        self.ops = Ops(self)
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def _before(self, conn, cursor, statement, params, context, executemany) -> None:  # noqa: ARG002
+        conn.info.setdefault("copilotz_t0", []).append(time.perf_counter())
+
+    def _after(self, conn, cursor, statement, params, context, executemany) -> None:  # noqa: ARG002
+        started = conn.info["copilotz_t0"].pop()
+        self.metrics.statements += 1
+        self.metrics.seconds += time.perf_counter() - started
+        if self.config.log_metrics:
+            key = statement.split(None, 1)[0].upper() if statement else "?"
+            self.metrics.by_statement[key] = self.metrics.by_statement.get(key, 0) + 1
+
+    # -- sessions --------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def connection(self, schema: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, its placeholder schema mapped to `schema`; commits on exit."""
+        schema = await self.ensure_schema(schema)
+        async with self.engine.connect() as conn:
+            await conn.execution_options(schema_translate_map=translate_map(schema))
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def session(self, schema: str | None = None) -> AsyncIterator[AsyncSession]:
+        """An ORM session for one tenant schema, in a transaction that commits on exit."""
+        async with self.connection(schema) as conn:
+            # The connection's transaction is the unit of work: the session joins it, and
+            # the `connection()` block commits it (or rolls it back on an exception).
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+            try:
+                yield session
+                await session.flush()
+            finally:
+                await session.close()
+
+    # -- tenancy ---------------------------------------------------------------------------------
+    async def ensure_schema(self, schema: str | None = None) -> str:
+        """Validate `schema` and make sure it is provisioned (or raise :class:`TenantNotFound`)."""
+        schema = validate_schema_name(schema or self.config.default_schema)
+        if schema in self._ready:
+            return schema
+        async with self._schema_lock:
+            if schema in self._ready:
+                return schema
+            if self.config.auto_provision_schema:
+                await self.provision_schema(schema)
+            elif not await self._is_current(schema):
+                raise TenantNotFound(
+                    f"schema {schema!r} is not provisioned; call db.provision_schema({schema!r}) "
+                    "or run: copilotz-orm schema provision " + schema
+                )
+            else:
+                self._ready.add(schema)
+        return schema
+
+    async def provision_schema(self, schema: str) -> None:
+        """Create `schema` if needed, migrate it to head and set up its embedding space."""
+        schema = validate_schema_name(schema)
+        with translate_db_errors(f"provisioning schema {schema!r}"):
+            async with self.engine.begin() as conn:
+                await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SCHEMA, func.hashtext(schema))))
+                await conn.execute(CreateSchema(schema, if_not_exists=True))
+                before = await conn.run_sync(migrations.current_revision, schema)
+                await conn.run_sync(migrations.upgrade, schema)
+                await conn.execution_options(schema_translate_map=translate_map(schema))
+                await self._ensure_embedding_space(conn, schema)
+                if before is None and self.config.schema_sql:
+                    await self._run_schema_sql(conn, schema)
+        self._ready.add(schema)
+
+    async def _run_schema_sql(self, conn: AsyncConnection, schema: str) -> None:
+        quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+        await conn.execute(select(func.set_config("search_path", f"{quoted}, public", True)))
+        for statement in self.config.schema_sql:
+            # The caller's own SQL, run once per new schema with search_path on that schema.
+            await conn.execute(DDL(statement.replace("%", "%%")))
+        await conn.execute(select(func.set_config("search_path", '"$user", public', True)))
+
+    async def _ensure_embedding_space(self, conn: AsyncConnection, schema: str) -> None:
+        space = (await conn.execute(select(EmbeddingSpace.model, EmbeddingSpace.dimension))).first()
+        wanted = (self.embedder.name, self.embedder.dimension)
+        if space is None:
+            await conn.execute(EmbeddingSpace.__table__.insert().values(
+                id=1, model=wanted[0], dimension=wanted[1]))
+            for ddl in embedding_space_ddl(wanted[1]):
+                await conn.execute(ddl)
+        elif tuple(space) != wanted:
+            raise EmbeddingMismatch(
+                f"schema {schema!r} holds vectors of model {space[0]!r} ({space[1]} dimensions), but "
+                f"this database is configured for {wanted[0]!r} ({wanted[1]} dimensions). Configure "
+                f"embedding=EmbeddingConfig(model={space[0]!r}, dimension={space[1]}), or use another schema."
+            )
+
+    async def _is_current(self, schema: str) -> bool:
+        async with self.engine.connect() as conn:
+            if not await self._schema_exists(conn, schema):
+                return False
+            return await conn.run_sync(migrations.current_revision, schema) == migrations.head_revision()
+
+    @staticmethod
+    async def _schema_exists(conn: AsyncConnection, schema: str) -> bool:
+        names = await conn.run_sync(lambda c: c.dialect.get_schema_names(c))
+        return schema in names
+
+    async def schema_exists(self, schema: str) -> bool:
+        schema = validate_schema_name(schema)
+        async with self.engine.connect() as conn:
+            return await self._schema_exists(conn, schema)
+
+    async def list_schemas(self) -> list[str]:
+        """Schemas that hold copilotz tables (a copilotz version table)."""
+        async with self.engine.connect() as conn:
+            def _list(c):
+                from sqlalchemy import inspect
+
+                insp = inspect(c)
+                return sorted(s for s in insp.get_schema_names()
+                              if migrations.VERSION_TABLE in insp.get_table_names(schema=s))
+            return await conn.run_sync(_list)
+
+    async def warm_cache(self) -> list[str]:
+        """Mark every schema already at the head revision as ready; returns them."""
+        head = migrations.head_revision()
+        ready = []
+        async with self.engine.connect() as conn:
+            for schema in await self.list_schemas():
+                if await conn.run_sync(migrations.current_revision, schema) == head:
+                    ready.append(schema)
+        self._ready.update(ready)
+        return ready
+
+    async def drop_schema(self, schema: str) -> None:
+        """Drop a tenant schema and everything in it."""
+        schema = validate_schema_name(schema)
+        if schema == "public":
+            raise ConfigError("refusing to drop the public schema")
+        async with self.engine.begin() as conn:
+            await conn.execute(DropSchema(schema, cascade=True, if_exists=True))
+        self._ready.discard(schema)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_engine:
+            await self.engine.dispose()
+        if self.server is not None:
+            await asyncio.to_thread(self.server.close)
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+async def create_database(config: DbConfig | None = None, *, engine: AsyncEngine | None = None,
+                          embedder: Embedder | None = None, **kwargs) -> Database:
+    """Open a database: start the embedded server if the URL asks for one, check the server,
+    create the extensions, and provision the default schema (when auto-provisioning)."""
+    config = config or DbConfig(**kwargs)
+    embedder = embedder or embedder_for(config.embedding)
+    server = None
+    owns_engine = engine is None
+    if engine is None:
+        target = parse_url(config.resolved_url())
+        if target.kind == "server":
+            url = target.url.render_as_string(hide_password=False)
+        else:
+            server = await asyncio.to_thread(EmbeddedServer.start, target.kind, target.path)
+            url = server.url
+        engine = create_async_engine(url, pool_size=5, max_overflow=10)
+    db = Database(config, engine, server, embedder, owns_engine=owns_engine)
+    try:
+        await _bootstrap(db)
+        if config.auto_provision_schema:
+            await db.ensure_schema(config.default_schema)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def _bootstrap(db: Database) -> None:
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_BOOTSTRAP, 0)))
+            available = set((await conn.execute(
+                select(func.pg_available_extensions().table_valued("name").c.name))).scalars())
+            if "vector" not in available:
+                raise ExtensionMissing(
+                    "the server has no pgvector extension: install it (https://github.com/pgvector/pgvector, "
+                    "package postgresql-NN-pgvector), or use the embedded server (url ':memory:' or 'file:PATH')"
+                )
+            for name in db.config.extensions:
+                if name in available:
+                    await conn.execute(CreateExtension(name))
+                elif name == "uuid-ossp":
+                    await conn.execute(DDL(UUID_SHIM))
+                else:
+                    raise ExtensionMissing(f"the server has no {name!r} extension; install it or remove it "
+                                           "from DbConfig.extensions")
+    except (OSError, InterfaceError, OperationalError, ConnectionError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {db.engine.url.render_as_string(hide_password=True)}: "
+            f"{_reason(exc)}. Check that the server is running and the URL is right."
+        ) from exc
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) in {"28000", "28P01", "3D000"}:
+            raise DatabaseUnavailable(f"cannot use the database: {_reason(exc)}") from exc
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    return str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__

@@ -1,0 +1,61 @@
+"""Documents and chunks for retrieval: typed tables that are also graph nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, column_property, mapped_column
+
+from .graph import CHUNK, DOCUMENT, Node
+
+DOCUMENT_STATUSES = ("pending", "processing", "indexed", "failed")
+
+
+class Document(Node):
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    # Also on the node row; repeated here so (namespace, content_hash) can be unique.
+    namespace: Mapped[str] = column_property(mapped_column("namespace", Text, nullable=False), Node.namespace)
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    mime_type: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    chunk_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'processing', 'indexed', 'failed')", name="status"),
+        Index(None, "namespace", "content_hash", unique=True),
+        Index(None, "namespace", "status"),
+    )
+    __mapper_args__ = {"polymorphic_identity": DOCUMENT}
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("type", DOCUMENT)
+        super().__init__(**kw)
+
+
+class Chunk(Node):
+    __tablename__ = "chunks"
+
+    id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    start_char: Mapped[int] = mapped_column(Integer)
+    end_char: Mapped[int] = mapped_column(Integer)
+    token_count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(None, "document_id", "position", unique=True),
+        CheckConstraint("start_char >= 0 AND end_char >= start_char", name="span"),
+    )
+    __mapper_args__ = {"polymorphic_identity": CHUNK}
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("type", CHUNK)
+        super().__init__(**kw)

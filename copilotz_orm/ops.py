@@ -1,0 +1,272 @@
+"""The ops facade: the original's operations in snake_case, composed from the repositories.
+
+Every call validates its input before anything is written and runs in one transaction in the
+schema it names (``schema=``, default: the database's default schema).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .errors import Conflict, InvalidInput
+from .models import Document, new_id
+from .models.graph import CHUNK, ENTITY, HAS_CHUNK, NEXT_CHUNK
+from .rag import SourceDocument, chunk_words, read_file, read_text
+from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP
+from .repositories import DocumentRepository, GraphRepository
+from .sanitize import check_vector, clean_json, clean_optional, clean_text
+from .schemas import ChunkHit, Direction, DocumentOut, EdgeOut, IngestResult, NamespaceStats, NodeHit, NodeOut, Traversal
+from .sql.traversal import MAX_DEPTH
+
+if TYPE_CHECKING:
+    from .database import Database
+
+_DIRECTIONS = ("out", "in", "both")
+MAX_LIMIT = 1000
+IMPORT_BATCH = 5000
+
+
+def _names(value: str | Sequence[str] | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) and v for v in values):
+        raise InvalidInput(f"{what} must be non-empty strings, got {value!r}")
+    return values
+
+
+def _required(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
+    return clean_text(value)
+
+
+def _limit(limit: int) -> int:
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+    return limit
+
+
+class Ops:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @asynccontextmanager
+    async def _session(self, schema: str | None) -> AsyncIterator[AsyncSession]:
+        async with self._db.session(schema) as session:
+            yield session
+
+    async def _embed(self, texts: list[str]) -> list[list[float]]:
+        embedder = self._db.embedder
+        vectors = await asyncio.to_thread(embedder.embed, texts)
+        return [check_vector(v, embedder.dimension, embedder.name) for v in vectors]
+
+    def _vector(self, embedding: Sequence[float]) -> list[float]:
+        return check_vector(embedding, self._db.embedder.dimension, self._db.embedder.name)
+
+    async def _query_vector(self, query: str | None, embedding: Sequence[float] | None) -> list[float]:
+        if (query is None) == (embedding is None):
+            raise InvalidInput("give exactly one of query= (text) or embedding= (a vector)")
+        if embedding is not None:
+            return self._vector(embedding)
+        return (await self._embed([_required(query, "query")]))[0]
+
+    # -- nodes and edges -----------------------------------------------------------------------
+    async def create_node(self, *, namespace: str, type: str, name: str, content: str | None = None,
+                          embedding: Sequence[float] | None = None, data: dict[str, Any] | None = None,
+                          source_type: str | None = None, source_id: str | None = None,
+                          id: str | None = None, embed: bool = False, schema: str | None = None) -> NodeOut:
+        """Create a node. ``embed=True`` embeds ``content`` (or ``name``) with the schema's model."""
+        values = {
+            "id": clean_text(id) if id else new_id(),
+            "namespace": _required(namespace, "namespace"),
+            "type": _required(type, "type"),
+            "name": _required(name, "name"),
+            "content": clean_optional(content),
+            "data": clean_json(data or {}),
+            "source_type": clean_optional(source_type),
+            "source_id": clean_optional(source_id),
+        }
+        if embedding is not None:
+            values["embedding"] = self._vector(embedding)
+        elif embed:
+            values["embedding"] = (await self._embed([values["content"] or values["name"]]))[0]
+        async with self._session(schema) as s:
+            try:
+                return await GraphRepository(s).create_node(values)
+            except Conflict as exc:
+                raise Conflict(f"a node with id {values['id']!r} already exists") from exc
+
+    async def get_node_by_id(self, node_id: str, *, schema: str | None = None) -> NodeOut | None:
+        async with self._session(schema) as s:
+            return await GraphRepository(s).get_node(node_id)
+
+    async def create_edge(self, *, source_id: str, target_id: str, type: str,
+                          data: dict[str, Any] | None = None, weight: float | None = None,
+                          schema: str | None = None) -> EdgeOut:
+        values = {"id": new_id(), "source_id": _required(source_id, "source_id"),
+                  "target_id": _required(target_id, "target_id"), "type": _required(type, "type"),
+                  "data": clean_json(data or {}), "weight": weight}
+        async with self._session(schema) as s:
+            return await GraphRepository(s).create_edge(values)
+
+    async def get_edges_for_node(self, node_id: str, direction: Direction = "both",
+                                 types: Sequence[str] | None = None, *, schema: str | None = None) -> list[EdgeOut]:
+        if direction not in _DIRECTIONS:
+            raise InvalidInput(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+        async with self._session(schema) as s:
+            return await GraphRepository(s).edges_for_node(node_id, direction, _names(types, "types"))
+
+    async def traverse_graph(self, node_id: str, edge_types: Sequence[str] | None = None,
+                             max_depth: int = 2, *, direction: Direction = "both",
+                             max_nodes: int | None = None, namespace: str | None = None,
+                             schema: str | None = None) -> Traversal:
+        """Nodes within `max_depth` steps of `node_id` (one recursive CTE, cycle-safe); an
+        unknown start node gives an empty result."""
+        if not isinstance(max_depth, int) or not 0 <= max_depth <= MAX_DEPTH:
+            raise InvalidInput(f"max_depth must be an integer from 0 to {MAX_DEPTH}, got {max_depth!r}")
+        if direction not in _DIRECTIONS:
+            raise InvalidInput(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+        if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
+            raise InvalidInput(f"max_nodes must be a positive integer, got {max_nodes!r}")
+        async with self._session(schema) as s:
+            return await GraphRepository(s).traverse(
+                node_id, max_depth=max_depth, direction=direction,
+                edge_types=_names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
+
+    async def search_nodes(self, query: str | None = None, *, embedding: Sequence[float] | None = None,
+                           namespace: str | Sequence[str] | None = None,
+                           type: str | Sequence[str] | None = None, limit: int = 10,
+                           min_similarity: float | None = None, schema: str | None = None) -> list[NodeHit]:
+        """Nodes nearest to a text (embedded with the schema's model) or a vector, by cosine."""
+        vector = await self._query_vector(query, embedding)
+        async with self._session(schema) as s:
+            return await GraphRepository(s).nearest(
+                vector, self._db.embedder.dimension, limit=_limit(limit),
+                namespaces=_names(namespace, "namespace"), types=_names(type, "type"),
+                min_similarity=min_similarity)
+
+    async def import_edge_list(self, pairs: Iterable[tuple[str, str]], *, namespace: str,
+                               edge_type: str = "RELATED_TO", node_type: str = ENTITY,
+                               progress: Callable[[int], None] | None = None,
+                               schema: str | None = None) -> tuple[int, int]:
+        """Load an edge list: a node per distinct id (id ``<namespace>:<token>``, name
+        ``<token>``) and a directed edge per pair, in one transaction. Returns (nodes, edges)."""
+        namespace = _required(namespace, "namespace")
+        edge_type = _required(edge_type, "edge_type")
+        edges: list[tuple[str, str]] = []
+        tokens: dict[str, None] = {}
+        for a, b in pairs:
+            a, b = _required(a, "node id"), _required(b, "node id")
+            edges.append((a, b))
+            tokens.setdefault(a)
+            tokens.setdefault(b)
+        node_rows = [{"id": f"{namespace}:{t}", "namespace": namespace, "type": node_type, "name": t,
+                      "data": {}} for t in tokens]
+        edge_rows = [{"id": new_id(), "source_id": f"{namespace}:{a}", "target_id": f"{namespace}:{b}",
+                      "type": edge_type, "data": {}} for a, b in edges]
+        async with self._session(schema) as s:
+            repo = GraphRepository(s)
+            for i in range(0, len(node_rows), IMPORT_BATCH):
+                await repo.upsert_nodes(node_rows[i:i + IMPORT_BATCH])
+                if progress:
+                    progress(len(node_rows[i:i + IMPORT_BATCH]))
+            for i in range(0, len(edge_rows), IMPORT_BATCH):
+                await repo.insert_edges(edge_rows[i:i + IMPORT_BATCH])
+                if progress:
+                    progress(len(edge_rows[i:i + IMPORT_BATCH]))
+        return len(node_rows), len(edge_rows)
+
+    async def resolve_node(self, ref: str, *, namespace: str | None = None,
+                           schema: str | None = None) -> NodeOut | None:
+        """A node by id, else (with `namespace`) by ``<namespace>:<ref>`` or by name."""
+        async with self._session(schema) as s:
+            repo = GraphRepository(s)
+            node = await repo.get_node(ref)
+            if node is None and namespace:
+                node = await repo.get_node(f"{namespace}:{ref}") or await repo.find_node(namespace, ref)
+            return node
+
+    # -- documents -----------------------------------------------------------------------------
+    async def ingest_file(self, path: str | Path, *, namespace: str, schema: str | None = None,
+                          **chunking: int) -> IngestResult:
+        """Read, chunk, embed and store a text file (see :meth:`ingest_document`)."""
+        return await self.ingest_document(read_file(path), namespace=namespace, schema=schema, **chunking)
+
+    async def ingest_text(self, text: str, *, namespace: str, title: str | None = None,
+                          source_uri: str | None = None, schema: str | None = None,
+                          **chunking: int) -> IngestResult:
+        return await self.ingest_document(read_text(text, title=title, source_uri=source_uri),
+                                          namespace=namespace, schema=schema, **chunking)
+
+    async def ingest_document(self, source: SourceDocument, *, namespace: str, schema: str | None = None,
+                              chunk_size: int = DEFAULT_CHUNK_SIZE,
+                              chunk_overlap: int = DEFAULT_OVERLAP) -> IngestResult:
+        """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
+        edges in one transaction. The same content in the same namespace is stored once."""
+        namespace = _required(namespace, "namespace")
+        try:
+            spans = chunk_words(source.text, chunk_size, chunk_overlap)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        content_hash = source.content_hash
+        async with self._session(schema) as s:
+            existing = await DocumentRepository(s).by_hash(namespace, content_hash)
+        if existing is not None:
+            return IngestResult(document=existing, created=False)
+
+        vectors = await self._embed([span.text for span in spans])
+        doc_id = new_id()
+        document = Document(
+            id=doc_id, namespace=namespace, name=source.title, title=source.title,
+            source_type="file" if source.source_uri else "text", source_id=source.source_uri,
+            source_uri=source.source_uri, mime_type=source.mime_type, content_hash=content_hash,
+            status="indexed", chunk_count=len(spans), data={"header": source.header} if source.header else {},
+        )
+        chunk_ids = [new_id() for _ in spans]
+        chunks = [
+            {"id": cid, "namespace": namespace, "type": CHUNK, "name": f"{source.title} #{i}",
+             "content": span.text, "embedding": vec, "data": {}, "source_type": "document",
+             "source_id": doc_id, "document_id": doc_id, "position": i, "start_char": span.start,
+             "end_char": span.end, "token_count": span.token_count}
+            for i, (cid, span, vec) in enumerate(zip(chunk_ids, spans, vectors))
+        ]
+        edges = [{"id": new_id(), "source_id": doc_id, "target_id": cid, "type": HAS_CHUNK, "data": {}}
+                 for cid in chunk_ids]
+        edges += [{"id": new_id(), "source_id": a, "target_id": b, "type": NEXT_CHUNK, "data": {}}
+                  for a, b in zip(chunk_ids, chunk_ids[1:])]
+        try:
+            async with self._session(schema) as s:
+                stored = await DocumentRepository(s).add(document, chunks, edges)
+        except Conflict:
+            # Another process stored the same content meanwhile: that copy is the document.
+            async with self._session(schema) as s:
+                existing = await DocumentRepository(s).by_hash(namespace, content_hash)
+            if existing is None:
+                raise
+            return IngestResult(document=existing, created=False)
+        return IngestResult(document=stored, created=True)
+
+    async def get_document_by_id(self, document_id: str, *, schema: str | None = None) -> DocumentOut | None:
+        async with self._session(schema) as s:
+            return await DocumentRepository(s).get(document_id)
+
+    async def search_chunks(self, query: str | None = None, *, embedding: Sequence[float] | None = None,
+                            namespace: str | Sequence[str] | None = None, limit: int = 5,
+                            threshold: float | None = None, schema: str | None = None) -> list[ChunkHit]:
+        """Chunks nearest to a text or a vector, each with its document."""
+        vector = await self._query_vector(query, embedding)
+        async with self._session(schema) as s:
+            return await DocumentRepository(s).nearest_chunks(
+                vector, self._db.embedder.dimension, limit=_limit(limit),
+                namespaces=_names(namespace, "namespace"), min_similarity=threshold)
+
+    async def get_namespace_stats(self, *, schema: str | None = None) -> list[NamespaceStats]:
+        async with self._session(schema) as s:
+            return await DocumentRepository(s).namespace_stats()

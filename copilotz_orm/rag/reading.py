@@ -1,0 +1,90 @@
+"""Reading a document from a file or a string into clean text, with a title and a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DocumentError
+from ..sanitize import clean_text
+
+MAX_BYTES = 50 * 1024 * 1024
+_RFC822_HEADER = re.compile(r"^([A-Za-z][A-Za-z-]*):[ \t]*(.*)$")
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    text: str
+    title: str
+    source_uri: str | None
+    mime_type: str
+    header: dict[str, str]
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def _header(text: str) -> dict[str, str]:
+    """An RFC-822 style header block at the top (as PEPs have), else {}."""
+    fields: dict[str, str] = {}
+    last = None
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        if line[:1] in " \t" and last:
+            fields[last] += " " + line.strip()
+            continue
+        match = _RFC822_HEADER.match(line)
+        if not match:
+            return {}
+        last = match.group(1)
+        fields[last] = match.group(2).strip()
+    return fields
+
+
+def _title(text: str, header: dict[str, str], fallback: str) -> str:
+    if "Title" in header:
+        return f"PEP {header['PEP']}: {header['Title']}" if "PEP" in header else header["Title"]
+    for line in text.splitlines():
+        stripped = line.strip().lstrip("#").strip()
+        if stripped and not set(stripped) <= set("=-~*^#"):
+            return stripped[:200]
+    return fallback
+
+
+def read_text(text: str, *, title: str | None = None, source_uri: str | None = None,
+              mime_type: str = "text/plain") -> SourceDocument:
+    text = clean_text(text)
+    if not text.strip():
+        raise DocumentError(f"{source_uri or 'the text'} is empty: there is nothing to index")
+    header = _header(text)
+    return SourceDocument(text, title or _title(text, header, source_uri or "untitled"),
+                          source_uri, mime_type, header)
+
+
+def read_file(path: str | Path) -> SourceDocument:
+    """Read a UTF-8 text file. Empty, binary and unreadable files raise :class:`DocumentError`."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DocumentError(f"{path}: {size} bytes is over the {MAX_BYTES // (1024 * 1024)} MB limit")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not data.strip():
+        raise DocumentError(f"{path} is empty: there is nothing to index")
+    if b"\x00" in data[:8192]:
+        raise DocumentError(f"{path} looks binary (it contains NUL bytes); only text files can be ingested")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"{path} is not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8 first"
+        ) from None
+    mime = mimetypes.guess_type(path.name)[0] or ("text/x-rst" if path.suffix == ".rst" else "text/plain")
+    return read_text(text, source_uri=str(path.resolve()), mime_type=mime)

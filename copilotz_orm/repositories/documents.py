@@ -1,0 +1,62 @@
+"""Documents and their chunks (which are graph nodes), chunk search and namespace statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..errors import translate_db_errors
+from ..models import Chunk, Document, Edge, Node
+from ..schemas import ChunkHit, DocumentOut, NamespaceStats
+from ..sql import search as search_sql
+
+
+class DocumentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash(self, namespace: str, content_hash: str) -> DocumentOut | None:
+        doc = (await self.session.execute(
+            select(Document).where(Document.namespace == namespace,
+                                   Document.content_hash == content_hash))).scalar_one_or_none()
+        return DocumentOut.model_validate(doc) if doc else None
+
+    async def get(self, document_id: str) -> DocumentOut | None:
+        doc = await self.session.get(Document, document_id)
+        return DocumentOut.model_validate(doc) if doc else None
+
+    async def add(self, document: Document, chunks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DocumentOut:
+        with translate_db_errors("create_document"):
+            self.session.add(document)
+            await self.session.flush()
+            if chunks:
+                await self.session.execute(insert(Chunk), chunks)
+            if edges:
+                await self.session.execute(insert(Edge), edges)
+        await self.session.refresh(document)
+        return DocumentOut.model_validate(document)
+
+    async def nearest_chunks(self, vector: list[float], dimension: int, **filters: Any) -> list[ChunkHit]:
+        rows = (await self.session.execute(search_sql.nearest_chunks(vector, dimension, **filters))).mappings()
+        hits = []
+        for r in rows:
+            doc = {k[4:]: v for k, v in r.items() if k.startswith("doc_")}
+            hits.append(ChunkHit(chunk_id=r["chunk_id"], content=r["content"], position=r["position"],
+                                 start_char=r["start_char"], end_char=r["end_char"],
+                                 similarity=r["similarity"], document=DocumentOut.model_validate(doc)))
+        return hits
+
+    async def namespace_stats(self) -> list[NamespaceStats]:
+        stmt = (
+            select(Document.__table__.c.namespace, func.count().label("document_count"),
+                   func.coalesce(func.sum(Document.__table__.c.chunk_count), 0).label("chunk_count"),
+                   func.max(Node.updated_at).label("last_updated"))
+            .join_from(Document.__table__, Node.__table__, Node.id == Document.__table__.c.id)
+            .group_by(Document.__table__.c.namespace)
+            .order_by(Document.__table__.c.namespace)
+        )
+        rows = (await self.session.execute(stmt)).mappings()
+        return [NamespaceStats.model_validate(dict(r)) for r in rows]

@@ -1,0 +1,94 @@
+"""Pydantic models at the API boundary (outputs built from ORM rows with from_attributes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Direction = Literal["out", "in", "both"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class NodeOut(_Out):
+    id: str
+    namespace: str
+    type: str
+    name: str
+    content: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    source_type: str | None = None
+    source_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EdgeOut(_Out):
+    id: str
+    source_id: str
+    target_id: str
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    weight: float | None = None
+    created_at: datetime
+
+
+class NodeHit(BaseModel):
+    node: NodeOut
+    similarity: float
+
+
+class TraversedNode(BaseModel):
+    node: NodeOut
+    depth: int
+
+
+class Traversal(BaseModel):
+    """Nodes reached (each once, at its shortest depth) and the edges walked to reach them."""
+
+    start_id: str
+    nodes: list[TraversedNode]
+    edges: list[EdgeOut]
+
+    def node_ids(self) -> set[str]:
+        return {n.node.id for n in self.nodes}
+
+
+class DocumentOut(_Out):
+    id: str
+    namespace: str
+    title: str | None = None
+    source_uri: str | None = None
+    mime_type: str | None = None
+    content_hash: str
+    status: str
+    error: str | None = None
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChunkHit(BaseModel):
+    chunk_id: str
+    content: str
+    position: int
+    start_char: int
+    end_char: int
+    similarity: float
+    document: DocumentOut
+
+
+class IngestResult(BaseModel):
+    document: DocumentOut
+    created: bool  # False: the same content was already in this namespace
+
+
+class NamespaceStats(BaseModel):
+    namespace: str
+    document_count: int
+    chunk_count: int
+    last_updated: datetime | None = None

@@ -1,0 +1,79 @@
+"""Graph traversal as one recursive CTE.
+
+``walk`` holds (node, depth) pairs; UNION (not UNION ALL) keeps each pair once, so every level
+holds each node at most once and cycles end at ``max_depth``. ``best`` keeps each node at its
+shortest depth; the edges walked are those that lead from a node at depth d-1 to one at depth d.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Integer, Select, Subquery, func, literal, select, union_all
+
+from ..models import Edge, Node
+from ..schemas import Direction
+
+MAX_DEPTH = 10
+"""The deepest traversal allowed: beyond it a dense graph's frontier is the whole graph."""
+
+NODE_COLUMNS = [c for c in Node.__table__.c if c.key != "embedding"]
+
+
+def _steps(direction: Direction, edge_types: Sequence[str] | None) -> Subquery:
+    """Edges as (a -> b) steps in the walking direction, with the edge's own columns."""
+
+    def oriented(a, b):
+        stmt = select(a.label("a"), b.label("b"), Edge.id, Edge.source_id, Edge.target_id,
+                      Edge.type, Edge.data, Edge.weight, Edge.created_at)
+        if edge_types:
+            stmt = stmt.where(Edge.type.in_(list(edge_types)))
+        return stmt
+
+    if direction == "out":
+        return oriented(Edge.source_id, Edge.target_id).subquery("steps")
+    if direction == "in":
+        return oriented(Edge.target_id, Edge.source_id).subquery("steps")
+    return union_all(oriented(Edge.source_id, Edge.target_id),
+                     oriented(Edge.target_id, Edge.source_id)).subquery("steps")
+
+
+def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
+             edge_types: Sequence[str] | None = None, max_nodes: int | None = None,
+             namespace: str | None = None) -> Select:
+    """Rows: the node's columns, ``depth``, and ``via``: a JSON array of the edges walked to it."""
+    seed = select(Node.id.label("node_id"), literal(0, Integer).label("depth")).where(Node.id == start_id)
+    if namespace is not None:
+        seed = seed.where(Node.namespace == namespace)
+    walk = seed.cte("walk", recursive=True)
+    prev = walk.alias("prev")
+    steps = _steps(direction, edge_types)
+    walk = walk.union(
+        select(steps.c.b, prev.c.depth + 1)
+        .select_from(prev.join(steps, steps.c.a == prev.c.node_id))
+        .where(prev.c.depth < max_depth)
+    )
+    best = (select(walk.c.node_id, func.min(walk.c.depth).label("depth"))
+            .group_by(walk.c.node_id).cte("best"))
+
+    into = _steps(direction, edge_types)
+    parent = best.alias("parent")
+    via = (
+        select(func.coalesce(
+            func.json_agg(func.json_build_object(
+                "id", into.c.id, "source_id", into.c.source_id, "target_id", into.c.target_id,
+                "type", into.c.type, "data", into.c.data, "weight", into.c.weight,
+                "created_at", into.c.created_at)),
+            func.json_build_array()))
+        .select_from(into.join(parent, parent.c.node_id == into.c.a))
+        .where(into.c.b == best.c.node_id, parent.c.depth == best.c.depth - 1)
+        .scalar_subquery()
+    )
+    stmt = (select(*NODE_COLUMNS, best.c.depth, via.label("via"))
+            .join_from(best, Node.__table__, Node.id == best.c.node_id)
+            .order_by(best.c.depth, Node.id))
+    if namespace is not None:
+        stmt = stmt.where(Node.namespace == namespace)
+    if max_nodes is not None:
+        stmt = stmt.limit(max_nodes)
+    return stmt

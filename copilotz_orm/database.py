@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from . import migrations
-from .config import DbConfig, parse_url
+from .config import DbConfig, EmbeddingConfig, parse_url
 from .ddl import UUID_SHIM, CreateExtension, embedding_space_ddl
 from .embedded import EmbeddedServer
 from .embeddings import Embedder, embedder_for
@@ -154,12 +154,19 @@ class Database:
                 id=1, model=wanted[0], dimension=wanted[1]))
             for ddl in embedding_space_ddl(wanted[1]):
                 await conn.execute(ddl)
+        elif tuple(space) != wanted and self._adopts_recorded_model(schema):
+            # No model was configured: use the one this schema's vectors were made with.
+            self.embedder = embedder_for(EmbeddingConfig(model=space[0], dimension=space[1]))
         elif tuple(space) != wanted:
             raise EmbeddingMismatch(
                 f"schema {schema!r} holds vectors of model {space[0]!r} ({space[1]} dimensions), but "
                 f"this database is configured for {wanted[0]!r} ({wanted[1]} dimensions). Configure "
                 f"embedding=EmbeddingConfig(model={space[0]!r}, dimension={space[1]}), or use another schema."
             )
+
+    def _adopts_recorded_model(self, schema: str) -> bool:
+        return (self.config.embedding.model is None and schema == self.config.default_schema
+                and not self._ready)
 
     async def _is_current(self, schema: str) -> bool:
         async with self.engine.connect() as conn:
@@ -230,6 +237,7 @@ async def create_database(config: DbConfig | None = None, *, engine: AsyncEngine
     """Open a database: start the embedded server if the URL asks for one, check the server,
     create the extensions, and provision the default schema (when auto-provisioning)."""
     config = config or DbConfig(**kwargs)
+    validate_schema_name(config.default_schema)  # before any server is started or SQL runs
     embedder = embedder or embedder_for(config.embedding)
     server = None
     owns_engine = engine is None

@@ -357,7 +357,7 @@ class EmbeddedServer:
                 if time.monotonic() - unlocked_since > 2.0:
                     break
             time.sleep(0.01)
-        if self._watchdog is not None:
+        if self._watchdog is not None and _read_postmaster(self.datadir) is None:
             self._wait_watchdog(max(0.1, deadline - time.monotonic()), must=False)
 
     def _wait_watchdog(self, timeout: float, must: bool = True) -> None:

@@ -45,7 +45,7 @@ def nearest_chunks(vector: list[float], dimension: int, *, limit: int,
         select(Node.id.label("chunk_id"), Node.content, chunk.c.position, chunk.c.start_char,
                chunk.c.end_char, chunk.c.document_id, (1 - distance).label("similarity"))
         .join_from(Node.__table__, chunk, chunk.c.id == Node.id)
-        .where(Node.embedding.is_not(None), Node.type == "chunk")
+        .where(Node.embedding.is_not(None))
     )
     if namespaces:
         stmt = stmt.where(Node.namespace.in_(list(namespaces)))

@@ -2,14 +2,16 @@
 
 ``walk`` holds (node, depth) pairs; UNION (not UNION ALL) keeps each pair once, so every level
 holds each node at most once and cycles end at ``max_depth``. ``best`` keeps each node at its
-shortest depth; the edges walked are those that lead from a node at depth d-1 to one at depth d.
+shortest depth; ``via`` gathers the edges walked: those from a node at depth d-1 to one at
+depth d (joins, so each lookup is a hash probe rather than a scan of ``best``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Integer, Select, Subquery, func, literal, select, union_all
+from sqlalchemy import Integer, Select, Subquery, func, literal, select, true, union_all
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..models import Edge, Node
 from ..schemas import Direction
@@ -56,21 +58,25 @@ def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
     best = (select(walk.c.node_id, func.min(walk.c.depth).label("depth"))
             .group_by(walk.c.node_id).cte("best"))
 
+    # The edges walked: from a node at depth d-1 to a node at depth d, grouped by the latter.
+    # The parent's depth comes from a one-row map, not a second join with `best`: PostgreSQL
+    # cannot estimate CTE sizes and would join the two copies of `best` first (a cross product).
+    depths = select(func.jsonb_object_agg(best.c.node_id, best.c.depth, type_=JSONB).label("m")).cte("depths")
     into = _steps(direction, edge_types)
-    parent = best.alias("parent")
+    child = best.alias("child")
     via = (
-        select(func.coalesce(
-            func.json_agg(func.json_build_object(
-                "id", into.c.id, "source_id", into.c.source_id, "target_id", into.c.target_id,
-                "type", into.c.type, "data", into.c.data, "weight", into.c.weight,
-                "created_at", into.c.created_at)),
-            func.json_build_array()))
-        .select_from(into.join(parent, parent.c.node_id == into.c.a))
-        .where(into.c.b == best.c.node_id, parent.c.depth == best.c.depth - 1)
-        .scalar_subquery()
+        select(into.c.b.label("node_id"), func.json_agg(func.json_build_object(
+            "id", into.c.id, "source_id", into.c.source_id, "target_id", into.c.target_id,
+            "type", into.c.type, "data", into.c.data, "weight", into.c.weight,
+            "created_at", into.c.created_at)).label("edges"))
+        .select_from(into.join(child, child.c.node_id == into.c.b).join(depths, true()))
+        .where(depths.c.m[into.c.a].astext.cast(Integer) == child.c.depth - 1)
+        .group_by(into.c.b)
+        .cte("via")
     )
-    stmt = (select(*NODE_COLUMNS, best.c.depth, via.label("via"))
+    stmt = (select(*NODE_COLUMNS, best.c.depth, func.coalesce(via.c.edges, func.json_build_array()).label("via"))
             .join_from(best, Node.__table__, Node.id == best.c.node_id)
+            .outerjoin(via, via.c.node_id == best.c.node_id)
             .order_by(best.c.depth, Node.id))
     if namespace is not None:
         stmt = stmt.where(Node.namespace == namespace)

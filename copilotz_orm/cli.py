@@ -1,0 +1,278 @@
+"""The `copilotz-orm` command: a local knowledge base from a folder of documents, and a graph.
+
+It only calls the public API. Default database: ``file:./.copilotz/db`` (an embedded server
+whose data stays in the current directory), unless ``--db`` or ``COPILOTZ_DATABASE_URL`` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
+from .config import ENV_URL
+
+DEFAULT_CLI_URL = "file:./.copilotz/db"
+DEFAULT_PATTERNS = ("*.rst", "*.md", "*.markdown", "*.txt", "*.text", "*.html", "*.htm")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _run(coro_fn: Callable[..., Awaitable[Any]]):
+    """Run an async command with an open database; a CopilotzError is one line and exit 1."""
+
+    @functools.wraps(coro_fn)
+    @click.pass_obj
+    def wrapper(settings: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        async def main() -> None:
+            db = await create_database(DbConfig(
+                url=settings["url"], default_schema=settings["schema"],
+                embedding=EmbeddingConfig(model=settings["model"])))
+            try:
+                await coro_fn(db, *args, **kwargs)
+            finally:
+                await db.close()
+
+        try:
+            asyncio.run(main())
+        except CopilotzError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            sys.exit(130)
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, transient=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "url", envvar=ENV_URL, default=DEFAULT_CLI_URL, show_default=True,
+              help=f"Database URL: file:PATH, :memory: or postgresql://… (env {ENV_URL}).")
+@click.option("--schema", default="public", show_default=True, help="Tenant schema to work in.")
+@click.option("--model", default=None,
+              help="Embedding model: all-MiniLM-L6-v2 (default when installed) or hashing.")
+@click.version_option(package_name="copilotz-orm")
+@click.pass_context
+def main(ctx: click.Context, url: str, schema: str, model: str | None) -> None:
+    """copilotz-orm: threads, a knowledge graph and documents for search, in PostgreSQL."""
+    _check_name(schema)
+    ctx.obj = {"url": url, "schema": schema, "model": model}
+
+
+# -- documents ---------------------------------------------------------------------------------
+def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            found = sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
+            yield from found
+        else:
+            yield path
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--namespace", "-n", required=True, help="Namespace the documents go into.")
+@click.option("--include", "patterns", multiple=True, default=DEFAULT_PATTERNS, show_default=True,
+              help="Glob for files inside folders (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_run
+async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns: tuple[str, ...],
+                 as_json: bool) -> None:
+    """Chunk, embed and store text files (folders are searched recursively)."""
+    files = list(_files(paths, patterns))
+    new, duplicate, failed = 0, 0, []
+    chunks = 0
+    with _progress() as progress:
+        task = progress.add_task("ingesting", total=len(files), rate="")
+        for i, path in enumerate(files, 1):
+            try:
+                result = await db.ops.ingest_file(path, namespace=namespace)
+            except CopilotzError as exc:
+                failed.append({"path": str(path), "error": str(exc)})
+            else:
+                if result.created:
+                    new += 1
+                    chunks += result.document.chunk_count
+                else:
+                    duplicate += 1
+            elapsed = progress.tasks[0].elapsed or 1e-9
+            progress.update(task, advance=1, rate=f"{i / elapsed:.1f} docs/s")
+    summary = {"files": len(files), "new": new, "duplicate": duplicate, "failed": failed, "chunks": chunks}
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    out.print(f"{len(files)} files: {new} new ({chunks} chunks), {duplicate} already stored, "
+              f"{len(failed)} failed")
+    for f in failed:
+        out.print(f"  failed: {f['error']}", highlight=False)
+
+
+@main.command()
+@click.argument("query")
+@click.option("--namespace", "-n", multiple=True, help="Namespace(s) to search (default: all).")
+@click.option("--limit", "-k", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@_run
+async def search(db: Database, query: str, namespace: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Find the chunks nearest to QUERY."""
+    hits = await db.ops.search_chunks(query, namespace=list(namespace) or None, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([h.model_dump(mode="json") for h in hits]))
+        return
+    if not hits:
+        out.print("no results")
+        return
+    for rank, hit in enumerate(hits, 1):
+        snippet = " ".join(hit.content.split())[:240]
+        out.print(f"[bold]{rank}. {hit.document.title}[/]  [dim]score {hit.similarity:.3f}  "
+                  f"{hit.document.source_uri or hit.document.id}[/]", highlight=False)
+        out.print(f"   {snippet}…", highlight=False)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@_run
+async def stats(db: Database, as_json: bool) -> None:
+    """Documents and chunks per namespace."""
+    rows = await db.ops.get_namespace_stats()
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    table = Table("namespace", "documents", "chunks", "last update")
+    for r in rows:
+        table.add_row(r.namespace, str(r.document_count), str(r.chunk_count),
+                      r.last_updated.isoformat(timespec="seconds") if r.last_updated else "")
+    out.print(table)
+
+
+# -- graph -------------------------------------------------------------------------------------
+@main.group()
+def graph() -> None:
+    """Import and walk graphs."""
+
+
+def _edge_pairs(path: Path) -> list[tuple[str, str]]:
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) < 2:
+                raise click.ClickException(f"{path}:{number}: expected 'source target', got {line.strip()!r}")
+            pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+@graph.command("import-edges")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--namespace", "-n", help="Namespace of the nodes (default: the file name without suffix).")
+@click.option("--type", "edge_type", default="RELATED_TO", show_default=True, help="Edge type.")
+@_run
+async def import_edges(db: Database, file: Path, namespace: str | None, edge_type: str) -> None:
+    """Load an edge list (one 'source target' pair per line; '#' starts a comment).
+
+    Node ids become NAMESPACE:TOKEN; edges are directed source -> target."""
+    namespace = namespace or file.stem
+    pairs = _edge_pairs(file)
+    tokens = {t for pair in pairs for t in pair}
+    with _progress() as progress:
+        task = progress.add_task(f"importing {file.name}", total=len(tokens) + len(pairs), rate="")
+        nodes, edges = await db.ops.import_edge_list(
+            pairs, namespace=namespace, edge_type=edge_type,
+            progress=lambda n: progress.update(task, advance=n))
+    out.print(f"{nodes} nodes and {edges} edges in namespace {namespace!r} "
+              f"(node ids look like {namespace}:{pairs[0][0] if pairs else 'ID'})")
+
+
+@graph.command()
+@click.argument("node")
+@click.option("--depth", "-d", default=2, show_default=True, type=int)
+@click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
+@click.option("--type", "types", multiple=True, help="Only follow edges of this type (repeatable).")
+@click.option("--namespace", "-n", help="Resolve NODE as NAMESPACE:NODE or by name in this namespace.")
+@click.option("--max-nodes", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@_run
+async def traverse(db: Database, node: str, depth: int, direction: str, types: tuple[str, ...],
+                   namespace: str | None, max_nodes: int | None, as_json: bool) -> None:
+    """Nodes within DEPTH steps of NODE."""
+    start = await db.ops.resolve_node(node, namespace=namespace)
+    if start is None:
+        raise CopilotzError(f"no node {node!r}" + (f" in namespace {namespace!r}" if namespace else "")
+                            + "; give a node id, or --namespace to look it up by name")
+    result = await db.ops.traverse_graph(start.id, list(types) or None, depth, direction=direction,
+                                         max_nodes=max_nodes)
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    per_depth: dict[int, int] = {}
+    for n in result.nodes:
+        per_depth[n.depth] = per_depth.get(n.depth, 0) + 1
+    out.print(f"{len(result.nodes)} nodes from {start.id} ({start.name}), {len(result.edges)} edges walked")
+    for d in sorted(per_depth):
+        out.print(f"  depth {d}: {per_depth[d]} nodes")
+    shown = result.nodes[:20]
+    out.print("  " + ", ".join(f"{n.node.name}@{n.depth}" for n in shown)
+              + (" …" if len(result.nodes) > len(shown) else ""), highlight=False)
+
+
+# -- schemas -----------------------------------------------------------------------------------
+@main.group()
+def schema() -> None:
+    """Provision, list and drop tenant schemas."""
+
+
+def _check_name(name: str) -> str:
+    try:
+        return validate_schema_name(name)
+    except CopilotzError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+@schema.command("provision")
+@click.argument("name", callback=lambda ctx, param, value: _check_name(value))
+@_run
+async def schema_provision(db: Database, name: str) -> None:
+    """Create schema NAME and migrate it to the latest revision."""
+    await db.provision_schema(name)
+    out.print(f"schema {name} is ready")
+
+
+@schema.command("list")
+@_run
+async def schema_list(db: Database) -> None:
+    """Schemas that hold copilotz tables."""
+    for name in await db.list_schemas():
+        out.print(name)
+
+
+@schema.command("drop")
+@click.argument("name", callback=lambda ctx, param, value: _check_name(value))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_run
+async def schema_drop(db: Database, name: str, yes: bool) -> None:
+    """Drop schema NAME and everything in it."""
+    if not yes and not click.confirm(f"drop schema {name} and all its data?"):
+        raise click.Abort()
+    await db.drop_schema(name)
+    out.print(f"schema {name} dropped")

@@ -1,0 +1,140 @@
+"""Documents as graph nodes, chunk search, vectors checked against the embedding space."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlalchemy import func, select
+
+from copilotz_orm import Chunk, Document, Edge, Node
+from copilotz_orm.errors import DocumentError, EmbeddingMismatch, InvalidInput
+from copilotz_orm.ddl import HNSW_INDEX
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+TEXT = "\n\n".join(
+    f"Paragraph {i}. " + ("Constants are written in capital letters with underscores. " if i == 7 else
+                          "The quick brown fox jumps over the lazy dog again and again. ") * 8
+    for i in range(20)
+)
+
+
+@pytest.mark.parametrize("where", ["default", "tenant"])
+async def test_ingest_builds_document_chunks_and_edges(db, ns, tenant, where):
+    schema = tenant if where == "tenant" else None
+    result = await db.ops.ingest_text(TEXT, namespace=ns, title="Foxes", schema=schema,
+                                      chunk_size=40, chunk_overlap=8)
+    doc = result.document
+    assert result.created and doc.status == "indexed" and doc.chunk_count > 5
+    async with db.session(schema) as s:
+        chunks = (await s.execute(select(Chunk).where(Chunk.document_id == doc.id)
+                                  .order_by(Chunk.position))).scalars().all()
+        edges = (await s.execute(select(Edge.type, func.count()).where(Edge.source_id.in_(
+            [doc.id, *[c.id for c in chunks]])).group_by(Edge.type))).all()
+        doc_node = await s.get(Node, doc.id)
+    assert len(chunks) == doc.chunk_count
+    assert all(TEXT[c.start_char:c.end_char] == c.content for c in chunks)
+    assert dict(edges) == {"HAS_CHUNK": len(chunks), "NEXT_CHUNK": len(chunks) - 1}
+    assert isinstance(doc_node, Document) and doc_node.type == "document"
+    walked = await db.ops.traverse_graph(doc.id, ["HAS_CHUNK"], 1, direction="out", schema=schema)
+    assert len(walked.nodes) == len(chunks) + 1
+
+    hits = await db.ops.search_chunks("capital letters constants", namespace=ns, schema=schema)
+    assert "capital letters" in hits[0].content
+    assert hits[0].document.id == doc.id and hits[0].document.title == "Foxes"
+    assert hits[0].similarity >= hits[-1].similarity
+
+
+async def test_same_content_is_stored_once(db, ns):
+    first = await db.ops.ingest_text(TEXT, namespace=ns)
+    again = await db.ops.ingest_text(TEXT, namespace=ns)
+    other_ns = await db.ops.ingest_text(TEXT, namespace=ns + "_other")
+    assert first.created and not again.created and other_ns.created
+    assert again.document.id == first.document.id
+    stats = {s.namespace: s for s in await db.ops.get_namespace_stats()}
+    assert stats[ns].document_count == 1 and stats[ns].chunk_count == first.document.chunk_count
+
+
+async def test_stats_count_documents_and_chunks(db, ns):
+    a = await db.ops.ingest_text("alpha " * 500, namespace=ns)
+    b = await db.ops.ingest_text("beta " * 50, namespace=ns)
+    (stats,) = [s for s in await db.ops.get_namespace_stats() if s.namespace == ns]
+    assert stats.document_count == 2
+    assert stats.chunk_count == a.document.chunk_count + b.document.chunk_count
+    assert stats.last_updated.tzinfo is not None
+
+
+async def test_bad_files_are_typed_and_write_nothing(db, ns, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    binary = tmp_path / "image.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9".encode("latin-1"))
+    for path in (empty, binary, latin, tmp_path / "missing.txt"):
+        with pytest.raises(DocumentError):
+            await db.ops.ingest_file(path, namespace=ns)
+    assert [s for s in await db.ops.get_namespace_stats() if s.namespace == ns] == []
+
+
+async def test_nul_in_document_text_is_removed(db, ns, tmp_path):
+    result = await db.ops.ingest_text("hello\x00 world " * 10, namespace=ns)
+    hits = await db.ops.search_chunks("hello world", namespace=ns)
+    assert "\x00" not in hits[0].content and result.created
+
+
+@pytest.mark.parametrize("vector, error", [
+    ([0.1] * 383, EmbeddingMismatch),
+    ([0.1] * 385, EmbeddingMismatch),
+    ([math.nan] + [0.1] * 383, InvalidInput),
+    ([math.inf] + [0.1] * 383, InvalidInput),
+    ([0.0] * 384, InvalidInput),
+    (["a"] * 384, InvalidInput),
+])
+async def test_bad_vectors_are_refused_before_writing(db, ns, vector, error):
+    with pytest.raises(error):
+        await db.ops.create_node(namespace=ns, type="entity", name="v", embedding=vector)
+    with pytest.raises(error):
+        await db.ops.search_nodes(embedding=vector, namespace=ns)
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Node).where(Node.namespace == ns)) == 0
+
+
+async def test_dimension_check_holds_even_for_direct_sql_writers(db, ns):
+    # A host application writing our table directly still cannot store a wrong-sized vector.
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        async with db.session() as s:
+            s.add(Node(namespace=ns, type="entity", name="x", embedding=[0.5] * 3))
+
+
+async def test_search_nodes_ranks_by_cosine(db, ns):
+    for name, content in [("cat", "the cat sat on the mat"), ("dog", "a dog barked loudly"),
+                          ("stock", "stock markets fell sharply")]:
+        await db.ops.create_node(namespace=ns, type="entity", name=name, content=content, embed=True)
+    hits = await db.ops.search_nodes("cat on a mat", namespace=ns, limit=3)
+    assert [h.node.name for h in hits][0] == "cat"
+    assert hits[0].similarity > hits[1].similarity
+    typed = await db.ops.search_nodes("cat", namespace=ns, type="nothing")
+    assert typed == []
+    with pytest.raises(InvalidInput):
+        await db.ops.search_nodes("cat", embedding=[0.1] * 384)
+    with pytest.raises(InvalidInput):
+        await db.ops.search_nodes(namespace=ns)
+
+
+async def test_vector_search_uses_the_hnsw_index(db, ns):
+    from copilotz_orm.sql.explain import explain
+    from copilotz_orm.sql.search import nearest_chunks, nearest_nodes
+
+    await db.ops.create_node(namespace=ns, type="entity", name="x", content="x", embed=True)
+    vector = db.embedder.embed(["x"])[0]
+    async with db.session() as s:
+        # Tiny tables favour a sequential scan; the point is that the index can serve the query.
+        await s.execute(select(func.set_config("enable_seqscan", "off", True)))
+        for stmt in (nearest_nodes(vector, 384, limit=5),
+                     nearest_chunks(vector, 384, limit=5)):
+            plan = "\n".join((await s.execute(explain(stmt))).scalars())
+            assert HNSW_INDEX in plan, plan

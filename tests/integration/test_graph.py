@@ -1,0 +1,133 @@
+"""Nodes, edges and traversal against a real PostgreSQL, default schema and tenant schema."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from copilotz_orm import Edge, Node
+from copilotz_orm.errors import InvalidInput, NodeNotFound
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def count(db, model, schema=None, **where):
+    async with db.session(schema) as s:
+        stmt = select(func.count()).select_from(model)
+        for key, value in where.items():
+            stmt = stmt.where(getattr(model, key) == value)
+        return await s.scalar(stmt)
+
+
+async def chain(db, ns, names, schema=None, edge_type="RELATED_TO"):
+    nodes = [await db.ops.create_node(namespace=ns, type="entity", name=n, schema=schema) for n in names]
+    for a, b in zip(nodes, nodes[1:]):
+        await db.ops.create_edge(source_id=a.id, target_id=b.id, type=edge_type, schema=schema)
+    return nodes
+
+
+@pytest.mark.parametrize("where", ["default", "tenant"])
+async def test_create_and_walk(db, ns, tenant, where):
+    schema = tenant if where == "tenant" else None
+    a, b, c = await chain(db, ns, ["a", "b", "c"], schema)
+    walked = await db.ops.traverse_graph(a.id, max_depth=5, direction="out", schema=schema)
+    assert [(n.node.name, n.depth) for n in walked.nodes] == [("a", 0), ("b", 1), ("c", 2)]
+    assert {(e.source_id, e.target_id) for e in walked.edges} == {(a.id, b.id), (b.id, c.id)}
+    back = await db.ops.traverse_graph(c.id, max_depth=5, direction="in", schema=schema)
+    assert [n.node.name for n in back.nodes] == ["c", "b", "a"]
+    assert (await db.ops.traverse_graph(c.id, max_depth=5, direction="out", schema=schema)).node_ids() == {c.id}
+    out = await db.ops.get_edges_for_node(b.id, "out", schema=schema)
+    both = await db.ops.get_edges_for_node(b.id, "both", schema=schema)
+    assert [e.target_id for e in out] == [c.id] and len(both) == 2
+
+
+async def test_duplicate_edge_is_one_edge(db, ns):
+    a, b = await chain(db, ns, ["a", "b"])
+    first = await db.ops.create_edge(source_id=a.id, target_id=b.id, type="RELATED_TO")
+    again = await db.ops.create_edge(source_id=a.id, target_id=b.id, type="RELATED_TO")
+    other = await db.ops.create_edge(source_id=a.id, target_id=b.id, type="MENTIONS")
+    assert first.id == again.id != other.id
+    assert await count(db, Edge, source_id=a.id) == 2
+
+
+async def test_edge_to_missing_node_is_typed_and_writes_nothing(db, ns):
+    (a,) = await chain(db, ns, ["a"])
+    before = await count(db, Edge)
+    with pytest.raises(NodeNotFound, match="create them first"):
+        await db.ops.create_edge(source_id=a.id, target_id="no-such-node", type="RELATED_TO")
+    assert await count(db, Edge) == before
+
+
+async def test_cycles_and_self_loops_terminate(db, ns):
+    a, b = await chain(db, ns, ["a", "b"])
+    await db.ops.create_edge(source_id=b.id, target_id=a.id, type="RELATED_TO")
+    await db.ops.create_edge(source_id=a.id, target_id=a.id, type="RELATED_TO")
+    walked = await db.ops.traverse_graph(a.id, max_depth=10, direction="both")
+    assert sorted((n.node.name, n.depth) for n in walked.nodes) == [("a", 0), ("b", 1)]
+
+
+async def test_edge_type_filter_and_depth(db, ns):
+    a, b, c = await chain(db, ns, ["a", "b", "c"])
+    d = await db.ops.create_node(namespace=ns, type="entity", name="d")
+    await db.ops.create_edge(source_id=a.id, target_id=d.id, type="MENTIONS")
+    only = await db.ops.traverse_graph(a.id, ["MENTIONS"], 3)
+    assert only.node_ids() == {a.id, d.id}
+    one = await db.ops.traverse_graph(a.id, None, 1)
+    assert one.node_ids() == {a.id, b.id, d.id}
+    zero = await db.ops.traverse_graph(a.id, None, 0)
+    assert zero.node_ids() == {a.id} and zero.edges == []
+
+
+async def test_unknown_start_is_empty_not_an_error(db):
+    walked = await db.ops.traverse_graph("nobody", max_depth=2)
+    assert walked.nodes == [] and walked.edges == []
+
+
+@pytest.mark.parametrize("depth", [-1, 11, "2", 2.5])
+async def test_bad_depth_is_typed(db, depth):
+    with pytest.raises(InvalidInput):
+        await db.ops.traverse_graph("x", max_depth=depth)
+
+
+async def test_hub_with_max_nodes(db, ns):
+    hub = await db.ops.create_node(namespace=ns, type="entity", name="hub")
+    await db.ops.import_edge_list([("hub", str(i)) for i in range(1200)], namespace=ns)
+    walked = await db.ops.traverse_graph(f"{ns}:hub", max_depth=1, max_nodes=100)
+    assert len(walked.nodes) == 100 and walked.nodes[0].depth == 0
+    assert hub.id != f"{ns}:hub"  # a node created by name is a different node from the imported one
+    full = await db.ops.traverse_graph(f"{ns}:hub", max_depth=2)
+    assert len(full.nodes) == 1201
+
+
+async def test_traverse_is_one_statement(db, ns):
+    a, _, _ = await chain(db, ns, ["a", "b", "c"])
+    await db.ops.traverse_graph(a.id, max_depth=2)  # schema already provisioned and cached
+    db.metrics.reset()
+    await db.ops.traverse_graph(a.id, max_depth=3, direction="out")
+    assert db.metrics.statements == 1
+
+
+async def test_nul_in_text_and_data_is_removed(db, ns):
+    node = await db.ops.create_node(namespace=ns, type="entity", name="a\x00b", content="c\x00d",
+                                    data={"k\x00": ["v\x00", {"x": "\ud800"}]})
+    assert node.name == "ab" and node.content == "cd"
+    assert node.data == {"k": ["v", {"x": "\ufffd"}]}
+
+
+@pytest.mark.parametrize("bad", [{"namespace": ""}, {"type": None}, {"name": "  "}])
+async def test_missing_fields_are_typed(db, ns, bad):
+    values = {"namespace": ns, "type": "entity", "name": "n", **bad}
+    with pytest.raises(InvalidInput):
+        await db.ops.create_node(**values)
+
+
+async def test_hybrid_property_collection_matches_in_python_and_sql(db, ns):
+    await db.ops.create_node(namespace=ns, type="collection:books", name="b1")
+    await db.ops.create_node(namespace=ns, type="entity", name="e1")
+    async with db.session() as s:
+        rows = (await s.execute(select(Node).where(Node.namespace == ns))).scalars().all()
+        in_sql = dict((await s.execute(select(Node.name, Node.collection).where(Node.namespace == ns))).all())
+        only_books = (await s.execute(select(Node.name).where(Node.namespace == ns,
+                                                               Node.collection == "books"))).scalars().all()
+    assert {n.name: n.collection for n in rows} == in_sql == {"b1": "books", "e1": None}
+    assert only_books == ["b1"]

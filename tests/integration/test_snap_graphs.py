@@ -1,0 +1,47 @@
+"""Traversal on the real SNAP graphs returns exactly networkx's breadth-first node sets."""
+
+from __future__ import annotations
+
+import random
+
+import networkx as nx
+import pytest
+
+from tests.conftest import data_path
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+GRAPHS = {"wiki-vote": ("wiki-vote.txt", True), "facebook": ("facebook_combined.txt", False)}
+
+
+def load(file: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in data_path("graphs", file).read_text().splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+async def test_traversal_matches_networkx(db, tenant, name):
+    file, directed = GRAPHS[name]
+    pairs = load(file)
+    await db.ops.import_edge_list(pairs, namespace=name, schema=tenant)
+    graph = nx.DiGraph(pairs) if directed else nx.Graph(pairs)
+    views = {"out": graph, "in": graph.reverse(copy=False), "both": graph.to_undirected(as_view=True)} \
+        if directed else {"both": graph}
+    rng = random.Random(7)
+    starts = rng.sample(sorted(graph.nodes), 4)
+    for direction, view in views.items():
+        for start in starts:
+            for depth in (1, 2, 3):
+                expected = nx.single_source_shortest_path_length(view, start, cutoff=depth)
+                walked = await db.ops.traverse_graph(f"{name}:{start}", max_depth=depth,
+                                                     direction=direction, schema=tenant)
+                got = {n.node.name: n.depth for n in walked.nodes}
+                assert got == expected, (direction, start, depth)
+                # every walked edge leads one level deeper
+                assert all(got[e.target_id.split(":", 1)[1]] == got[e.source_id.split(":", 1)[1]] + 1
+                           or got[e.source_id.split(":", 1)[1]] == got[e.target_id.split(":", 1)[1]] + 1
+                           for e in walked.edges)

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from copilotz_orm.config import DbConfig, parse_url
+from copilotz_orm.errors import ConfigError
+
+
+def test_memory():
+    assert parse_url(":memory:").kind == "memory"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("file:./data/x.db", Path("./data/x.db").resolve()),
+    ("file:///abs/path/db", Path("/abs/path/db")),
+    ("file:relative", Path("relative").resolve()),
+])
+def test_file_forms(raw, expected):
+    target = parse_url(raw)
+    assert target.kind == "file" and target.path == expected
+
+
+@pytest.mark.parametrize("raw", [
+    "postgres://u:p@h:5432/d", "postgresql://u@h/d", "postgresql+asyncpg://u@h:1/d",
+])
+def test_server_forms_use_asyncpg(raw):
+    target = parse_url(raw)
+    assert target.kind == "server"
+    assert target.url.drivername == "postgresql+asyncpg"
+
+
+@pytest.mark.parametrize("raw", [
+    "", "   ", "mysql://x", "sqlite:///x.db", "file:", "file://host/path", "postgresql://h:notaport/d",
+    "http://example", "memory",
+])
+def test_malformed_urls_are_typed_errors(raw):
+    with pytest.raises(ConfigError):
+        parse_url(raw)
+
+
+def test_schema_sql_string_is_one_statement():
+    assert DbConfig(schema_sql="CREATE TABLE x (a int)").schema_sql == ["CREATE TABLE x (a int)"]
+
+
+def test_env_url(monkeypatch):
+    monkeypatch.setenv("COPILOTZ_DATABASE_URL", "file:/tmp/x")
+    assert DbConfig().resolved_url() == "file:/tmp/x"
+    monkeypatch.delenv("COPILOTZ_DATABASE_URL")
+    assert DbConfig().resolved_url() == ":memory:"

@@ -276,3 +276,7 @@ async def schema_drop(db: Database, name: str, yes: bool) -> None:
         raise click.Abort()
     await db.drop_schema(name)
     out.print(f"schema {name} dropped")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,7 @@ The URL defaults to ``COPILOTZ_DATABASE_URL``, then ``sqlalchemy.url`` in alembi
 from __future__ import annotations
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy import Connection, func, select
@@ -53,11 +54,14 @@ def run_on(connection: Connection, schema: str) -> None:
 
 
 async def _run_from_command_line(schema: str) -> None:
-    from copilotz_orm.config import DbConfig
+    from copilotz_orm.config import ENV_URL, DbConfig
     from copilotz_orm.database import create_database
 
-    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    db = await create_database(DbConfig(url=url or None, auto_provision_schema=False))
+    url = (context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+           or os.environ.get(ENV_URL))
+    if not url:
+        raise SystemExit(f"no database given: use -x url=postgresql://… or file:PATH, or set {ENV_URL}")
+    db = await create_database(DbConfig(url=url, auto_provision_schema=False))
     try:
         async with db.engine.begin() as conn:
             await conn.execute(CreateSchema(schema, if_not_exists=True))

@@ -11,7 +11,6 @@ from copilotz_orm import Chunk, Document, Edge, Node
 from copilotz_orm.errors import DocumentError, EmbeddingMismatch, InvalidInput
 from copilotz_orm.ddl import HNSW_INDEX
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TEXT = "\n\n".join(
     f"Paragraph {i}. " + ("Constants are written in capital letters with underscores. " if i == 7 else

@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from copilotz_orm import Edge, Node
 from copilotz_orm.errors import InvalidInput, NodeNotFound
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def count(db, model, schema=None, **where):

@@ -9,7 +9,6 @@ import pytest
 
 from tests.conftest import data_path
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 GRAPHS = {"wiki-vote": ("wiki-vote.txt", True), "facebook": ("facebook_combined.txt", False)}
 

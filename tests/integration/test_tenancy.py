@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from copilotz_orm import Chunk, Document, Edge, Node
 from copilotz_orm.errors import InvalidSchemaName
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def counts(db, schema, ns):

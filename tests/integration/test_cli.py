@@ -1,0 +1,91 @@
+"""The copilotz-orm command, run as a user would: a persistent embedded database in a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import data_path
+
+CLI = [sys.executable, "-m", "copilotz_orm.cli"]
+
+
+@pytest.fixture
+def workdir():
+    path = Path(tempfile.mkdtemp(prefix="copilotz-cli-"))
+    path.chmod(0o755)  # reachable by the server's system user when run as root
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run(workdir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "COPILOTZ_DATABASE_URL"}
+    result = subprocess.run([*CLI, "--model", "hashing", *args], capture_output=True, text=True,
+                            cwd=workdir, env=env, timeout=600)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_ingest_search_stats_and_reingest(workdir):
+    peps = data_path("peps")
+    folder = workdir / "docs"
+    folder.mkdir()
+    for name in ("pep-0008.rst", "pep-0020.rst", "pep-0257.rst"):
+        shutil.copy(peps / name, folder / name)
+    (folder / "empty.txt").write_text("")
+    (folder / "blob.txt").write_bytes(b"\x00\x01\x02binary")
+    first = json.loads(run(workdir, "ingest", str(folder), "-n", "peps", "--json").stdout)
+    assert first["new"] == 3 and first["duplicate"] == 0
+    assert sorted(Path(f["path"]).name for f in first["failed"]) == ["blob.txt", "empty.txt"]
+    assert (workdir / ".copilotz" / "db" / "PG_VERSION").exists()
+
+    again = json.loads(run(workdir, "ingest", str(folder), "-n", "peps", "--json").stdout)
+    assert again["new"] == 0 and again["duplicate"] == 3
+
+    hits = json.loads(run(workdir, "search", "Beautiful is better than ugly", "-n", "peps", "--json").stdout)
+    assert hits[0]["document"]["title"].startswith("PEP 20")
+    text = run(workdir, "search", "Beautiful is better than ugly", "-n", "peps").stdout
+    assert "PEP 20" in text
+
+    stats = json.loads(run(workdir, "stats", "--json").stdout)
+    assert [(s["namespace"], s["document_count"]) for s in stats] == [("peps", 3)]
+    assert stats[0]["chunk_count"] == first["chunks"]
+
+
+def test_graph_import_and_traverse(workdir):
+    edges = workdir / "g.txt"
+    edges.write_text("# a comment\n1 2\n2 3\n3 1\n3 4\n")
+    out = run(workdir, "graph", "import-edges", str(edges)).stdout
+    assert "4 nodes and 4 edges" in out
+    walked = json.loads(run(workdir, "graph", "traverse", "1", "-n", "g", "--depth", "2",
+                            "--direction", "out", "--json").stdout)
+    assert {n["node"]["name"]: n["depth"] for n in walked["nodes"]} == {"1": 0, "2": 1, "3": 2}
+    missing = run(workdir, "graph", "traverse", "99", "-n", "g", ok=False)
+    assert missing.returncode == 1 and "no node" in missing.stderr
+
+
+def test_schema_commands(workdir):
+    run(workdir, "schema", "provision", "acme")
+    assert run(workdir, "schema", "list").stdout.split() == ["acme", "public"]
+    bad = run(workdir, "schema", "provision", 'x"; DROP SCHEMA public CASCADE; --', ok=False)
+    assert bad.returncode == 1 and "invalid schema name" in bad.stderr
+    assert bad.stderr.count("\n") == 1  # one clear line, no traceback
+    run(workdir, "schema", "drop", "acme", "--yes")
+    assert run(workdir, "schema", "list").stdout.split() == ["public"]
+
+
+@pytest.mark.parametrize("url, message", [
+    ("mysql://x", "unsupported database URL"),
+    ("postgresql://postgres@127.0.0.1:1/x", "cannot connect"),
+])
+def test_bad_database_is_one_line(workdir, url, message):
+    result = run(workdir, "--db", url, "stats", ok=False)
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr

@@ -22,6 +22,7 @@ from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import check_vector, clean_json, clean_optional, clean_text
 from .schemas import ChunkHit, Direction, DocumentOut, EdgeOut, IngestResult, NamespaceStats, NodeHit, NodeOut, Traversal
+from .sql.search import SEARCH_MODES
 from .sql.traversal import MAX_DEPTH
 
 if TYPE_CHECKING:
@@ -194,6 +195,19 @@ class Ops:
             return node
 
     # -- documents -----------------------------------------------------------------------------
+    async def create_document(self, source: str | Path | None = None, *, namespace: str,
+                              content: str | None = None, title: str | None = None,
+                              schema: str | None = None, **chunking: int) -> IngestResult:
+        """Store and index a document: `source` is a file path (or ``text:...`` for raw text),
+        or pass the text as `content=`."""
+        if (source is None) == (content is None):
+            raise InvalidInput("give exactly one of source= (a path, or 'text:...') or content=")
+        if isinstance(source, str) and source.startswith("text:"):
+            content, source = source[len("text:"):], None
+        if content is not None:
+            return await self.ingest_text(content, namespace=namespace, title=title, schema=schema, **chunking)
+        return await self.ingest_file(source, namespace=namespace, schema=schema, **chunking)
+
     async def ingest_file(self, path: str | Path, *, namespace: str, schema: str | None = None,
                           **chunking: int) -> IngestResult:
         """Read, chunk, embed and store a text file (see :meth:`ingest_document`)."""
@@ -259,13 +273,27 @@ class Ops:
 
     async def search_chunks(self, query: str | None = None, *, embedding: Sequence[float] | None = None,
                             namespace: str | Sequence[str] | None = None, limit: int = 5,
-                            threshold: float | None = None, schema: str | None = None) -> list[ChunkHit]:
-        """Chunks nearest to a text or a vector, each with its document."""
-        vector = await self._query_vector(query, embedding)
+                            threshold: float | None = None, mode: str = "hybrid",
+                            schema: str | None = None) -> list[ChunkHit]:
+        """Chunks for a question, each with its document. ``mode``: ``hybrid`` (default: vector
+        and full-text rankings fused), ``vector`` or ``text``. ``threshold`` is a minimum cosine
+        similarity."""
+        if mode not in SEARCH_MODES:
+            raise InvalidInput(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        if mode != "vector" and query is None:
+            raise InvalidInput(f"mode {mode!r} needs query= text; use mode='vector' to search by embedding alone")
+        if mode == "text":
+            if embedding is not None:
+                raise InvalidInput("mode 'text' takes no embedding")
+            vector = None
+            query = _required(query, "query")
+        else:
+            vector = await self._query_vector(query if embedding is None else None, embedding)
+            query = clean_optional(query)
         async with self._session(schema) as s:
-            return await DocumentRepository(s).nearest_chunks(
-                vector, self._db.embedder.dimension, limit=_limit(limit),
-                namespaces=_names(namespace, "namespace"), min_similarity=threshold)
+            return await DocumentRepository(s).search_chunks(
+                mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
+                limit=_limit(limit), namespaces=_names(namespace, "namespace"), min_similarity=threshold)
 
     async def get_namespace_stats(self, *, schema: str | None = None) -> list[NamespaceStats]:
         async with self._session(schema) as s:

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, SmallInteger, Text, case, func, text
+from sqlalchemy import CheckConstraint, Computed, Float, ForeignKey, Index, Integer, SmallInteger, Text, case, func, text
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +20,9 @@ from .base import Base, Timestamps, new_id
 # Node types of the original. Any string is allowed; these are the ones the package writes.
 USER, MESSAGE, DOCUMENT, CHUNK, ENTITY = "user", "message", "document", "chunk", "entity"
 COLLECTION_PREFIX = "collection:"
+
+TEXT_SEARCH_CHARS = 200_000
+"""Full-text search reads the first this-many characters of a node's content."""
 
 # Edge types of the original, plus HAS_CHUNK (document -> chunk).
 SENT_BY, MENTIONS, NEXT_CHUNK, RELATED_TO = "SENT_BY", "MENTIONS", "NEXT_CHUNK", "RELATED_TO"
@@ -39,8 +43,14 @@ class Node(Timestamps, Base):
     data: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"), default=dict)
     source_type: Mapped[str | None] = mapped_column(Text)
     source_id: Mapped[str | None] = mapped_column(Text)
+    # Full-text search over the content (or the name when there is none). Capped so that one
+    # huge node cannot overflow tsvector's 1 MB limit and fail its insert.
+    search_text: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(f"to_tsvector('english'::regconfig, left(coalesce(content, name), {TEXT_SEARCH_CHARS}))",
+                           persisted=True))
 
     __table_args__ = (
+        Index(None, "search_text", postgresql_using="gin"),
         Index(None, "namespace", "type"),
         Index(None, "source_type", "source_id"),
         Index(None, "type", "name"),

@@ -39,13 +39,13 @@ class DocumentRepository:
         await self.session.refresh(document)
         return DocumentOut.model_validate(document)
 
-    async def nearest_chunks(self, vector: list[float], dimension: int, **filters: Any) -> list[ChunkHit]:
-        rows = (await self.session.execute(search_sql.nearest_chunks(vector, dimension, **filters))).mappings()
+    async def search_chunks(self, **options: Any) -> list[ChunkHit]:
+        rows = (await self.session.execute(search_sql.search_chunks(**options))).mappings()
         hits = []
         for r in rows:
             doc = {k[4:]: v for k, v in r.items() if k.startswith("doc_")}
             hits.append(ChunkHit(chunk_id=r["chunk_id"], content=r["content"], position=r["position"],
-                                 start_char=r["start_char"], end_char=r["end_char"],
+                                 start_char=r["start_char"], end_char=r["end_char"], score=r["score"],
                                  similarity=r["similarity"], document=DocumentOut.model_validate(doc)))
         return hits
 

@@ -78,7 +78,8 @@ class ChunkHit(BaseModel):
     position: int
     start_char: int
     end_char: int
-    similarity: float
+    score: float  # reciprocal rank fusion over the search legs: higher is better
+    similarity: float | None  # cosine similarity to the query vector (None in text mode)
     document: DocumentOut
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Select, bindparam, cast, select
+from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, null, select, union_all
 from sqlalchemy.orm import aliased
 
 from ..models import Chunk, Document, Node
@@ -34,30 +34,65 @@ def nearest_nodes(vector: list[float], dimension: int, *, limit: int,
 
 DOCUMENT_FIELDS = ("id", "namespace", "title", "source_uri", "mime_type", "content_hash", "status",
                    "error", "chunk_count")
+SEARCH_MODES = ("hybrid", "vector", "text")
+RRF_K = 60
+"""Reciprocal rank fusion constant: a result's score is the sum over legs of 1 / (RRF_K + rank)."""
 
 
-def nearest_chunks(vector: list[float], dimension: int, *, limit: int,
-                   namespaces: Sequence[str] | None = None,
-                   min_similarity: float | None = None) -> Select:
-    distance = _distance(dimension, vector)
+def text_query(query: str):
+    """The words of `query` (stemmed, stop words dropped) joined with OR: long or loose
+    queries still match, and ts_rank_cd rewards chunks that hold more of them, closer together."""
+    words = func.plainto_tsquery("english", query).cast(Text)
+    return func.to_tsquery("english", func.replace(words, " & ", " | "))
+
+
+def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] | None = None,
+                  query: str | None = None, namespaces: Sequence[str] | None = None,
+                  min_similarity: float | None = None) -> Select:
+    """Chunks ranked by vector distance, by full-text rank, or by both fused with reciprocal
+    rank fusion. Each leg is an ordered, limited scan (HNSW index, GIN index); the fusion and
+    the joins to documents happen on the few rows the legs return."""
     chunk, document = Chunk.__table__, Document.__table__
-    stmt = (
-        select(Node.id.label("chunk_id"), Node.content, chunk.c.position, chunk.c.start_char,
-               chunk.c.end_char, chunk.c.document_id, (1 - distance).label("similarity"))
-        .join_from(Node.__table__, chunk, chunk.c.id == Node.id)
-        .where(Node.embedding.is_not(None))
-    )
-    if namespaces:
-        stmt = stmt.where(Node.namespace.in_(list(namespaces)))
-    if min_similarity is not None:
-        stmt = stmt.where(distance <= 1 - min_similarity)
-    # Nearest chunks first (index scan), then their documents: the join stays out of the scan.
-    hits = stmt.order_by(distance).limit(limit).subquery("hits")
+    candidates = limit if mode != "hybrid" else max(4 * limit, 40)
+
+    def leg_base(*columns):
+        stmt = select(*columns).join_from(Node.__table__, chunk, chunk.c.id == Node.id)
+        return stmt.where(Node.namespace.in_(list(namespaces))) if namespaces else stmt
+
+    legs = []
+    if mode in ("vector", "hybrid"):
+        distance = _distance(dimension, vector)
+        hits = leg_base(Node.id, distance.label("distance")).where(Node.embedding.is_not(None))
+        if min_similarity is not None:
+            hits = hits.where(distance <= 1 - min_similarity)
+        hits = hits.order_by(distance).limit(candidates).subquery("vector_hits")
+        legs.append(select(hits.c.id, func.row_number().over(order_by=hits.c.distance).label("rank")))
+    if mode in ("text", "hybrid"):
+        tsquery = text_query(query)
+        rank = func.ts_rank_cd(Node.search_text, tsquery)
+        hits = (leg_base(Node.id, rank.label("text_rank"))
+                .where(Node.search_text.bool_op("@@")(tsquery))
+                .order_by(rank.desc(), Node.id).limit(candidates).subquery("text_hits"))
+        legs.append(select(hits.c.id, func.row_number().over(
+            order_by=(hits.c.text_rank.desc(), hits.c.id)).label("rank")))
+    ranked = (union_all(*legs) if len(legs) > 1 else legs[0]).subquery("ranked")
+    fused = (select(ranked.c.id, func.sum(1.0 / (RRF_K + ranked.c.rank)).label("score"))
+             .group_by(ranked.c.id).order_by(literal_column("score").desc(), ranked.c.id)
+             .limit(limit).subquery("fused"))
+
+    similarity = (1 - _distance(dimension, vector)) if vector is not None else null()
     doc_node = aliased(Node, name="doc_node")
-    return (
-        select(hits, *(document.c[f].label(f"doc_{f}") for f in DOCUMENT_FIELDS),
+    stmt = (
+        select(fused.c.id.label("chunk_id"), Node.content, chunk.c.position, chunk.c.start_char,
+               chunk.c.end_char, fused.c.score, similarity.label("similarity"),
+               *(document.c[f].label(f"doc_{f}") for f in DOCUMENT_FIELDS),
                doc_node.created_at.label("doc_created_at"), doc_node.updated_at.label("doc_updated_at"))
-        .join_from(hits, document, document.c.id == hits.c.document_id)
+        .join_from(fused, Node.__table__, Node.id == fused.c.id)
+        .join(chunk, chunk.c.id == fused.c.id)
+        .join(document, document.c.id == chunk.c.document_id)
         .join(doc_node, doc_node.id == document.c.id)
-        .order_by(hits.c.similarity.desc(), hits.c.chunk_id)
+        .order_by(fused.c.score.desc(), fused.c.id)
     )
+    if min_similarity is not None and vector is not None:
+        stmt = stmt.where(similarity >= min_similarity)
+    return stmt

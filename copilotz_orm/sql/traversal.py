@@ -19,7 +19,7 @@ from ..schemas import Direction
 MAX_DEPTH = 10
 """The deepest traversal allowed: beyond it a dense graph's frontier is the whole graph."""
 
-NODE_COLUMNS = [c for c in Node.__table__.c if c.key != "embedding"]
+NODE_COLUMNS = [c for c in Node.__table__.c if c.key not in ("embedding", "search_text")]
 
 
 def _steps(direction: Direction, edge_types: Sequence[str] | None) -> Subquery:

@@ -124,16 +124,53 @@ async def test_search_nodes_ranks_by_cosine(db, ns):
         await db.ops.search_nodes(namespace=ns)
 
 
-async def test_vector_search_uses_the_hnsw_index(db, ns):
+async def test_search_plans_use_the_hnsw_and_gin_indexes(db, ns):
     from copilotz_orm.sql.explain import explain
-    from copilotz_orm.sql.search import nearest_chunks, nearest_nodes
+    from copilotz_orm.sql.search import nearest_nodes, search_chunks
 
-    await db.ops.create_node(namespace=ns, type="entity", name="x", content="x", embed=True)
+    await db.ops.ingest_text("x marks the spot " * 20, namespace=ns)
     vector = db.embedder.embed(["x"])[0]
     async with db.session() as s:
-        # Tiny tables favour a sequential scan; the point is that the index can serve the query.
+        # Tiny tables favour a sequential scan; the point is that the indexes can serve these.
         await s.execute(select(func.set_config("enable_seqscan", "off", True)))
-        for stmt in (nearest_nodes(vector, 384, limit=5),
-                     nearest_chunks(vector, 384, limit=5)):
-            plan = "\n".join((await s.execute(explain(stmt))).scalars())
-            assert HNSW_INDEX in plan, plan
+        plans = {}
+        for name, stmt in {
+            "nodes": nearest_nodes(vector, 384, limit=5),
+            "hybrid": search_chunks(mode="hybrid", vector=vector, query="spot", dimension=384, limit=5),
+        }.items():
+            plans[name] = "\n".join((await s.execute(explain(stmt))).scalars())
+    assert HNSW_INDEX in plans["nodes"], plans["nodes"]
+    assert HNSW_INDEX in plans["hybrid"] and "ix_nodes_search_text" in plans["hybrid"], plans["hybrid"]
+
+
+async def test_search_modes(db, ns):
+    await db.ops.ingest_text("Turtles sleep in the winter mud. " * 30, namespace=ns, title="Turtles")
+    await db.ops.ingest_text("Rockets reach orbit with staged engines. " * 30, namespace=ns, title="Rockets")
+    for mode in ("hybrid", "vector", "text"):
+        hits = await db.ops.search_chunks("where do turtles sleep", namespace=ns, mode=mode)
+        assert hits and hits[0].document.title == "Turtles", mode
+        assert hits == sorted(hits, key=lambda h: -h.score)
+        assert (hits[0].similarity is None) == (mode == "text")
+    by_vector = await db.ops.search_chunks(embedding=db.embedder.embed(["rockets orbit"])[0],
+                                           namespace=ns, mode="vector")
+    assert by_vector[0].document.title == "Rockets"
+    assert await db.ops.search_chunks("zebra", namespace=ns, mode="text") == []
+    long_query = " ".join(["turtles"] + ["word%d" % i for i in range(499)])
+    assert (await db.ops.search_chunks(long_query, namespace=ns))[0].document.title == "Turtles"
+    with pytest.raises(InvalidInput):
+        await db.ops.search_chunks("x", namespace=ns, mode="fuzzy")
+    with pytest.raises(InvalidInput):
+        await db.ops.search_chunks(embedding=[0.1] * 384, namespace=ns)  # hybrid needs text
+
+
+async def test_create_document_from_path_text_prefix_or_content(db, ns, tmp_path):
+    path = tmp_path / "note.md"
+    path.write_text("# Heading\n\nSome words about gardens and trees.\n")
+    from_path = await db.ops.create_document(path, namespace=ns)
+    from_prefix = await db.ops.create_document("text:other words entirely", namespace=ns, title="T")
+    from_content = await db.ops.create_document(namespace=ns, content="other words entirely")
+    assert from_path.created and from_path.document.title == "Heading"
+    assert from_path.document.source_uri == str(path.resolve())
+    assert from_prefix.created and not from_content.created  # same text: stored once
+    with pytest.raises(InvalidInput):
+        await db.ops.create_document(path, namespace=ns, content="both")

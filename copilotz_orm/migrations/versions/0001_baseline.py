@@ -38,10 +38,12 @@ def upgrade() -> None:
     sa.Column('data', postgresql.JSONB(astext_type=Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
     sa.Column('source_type', sa.Text(), nullable=True),
     sa.Column('source_id', sa.Text(), nullable=True),
+    sa.Column('search_text', postgresql.TSVECTOR(), sa.Computed("to_tsvector('english'::regconfig, left(coalesce(content, name), 200000))", persisted=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_nodes'))
     )
+    op.create_index(op.f('ix_nodes_search_text'), 'nodes', ['search_text'], unique=False, postgresql_using='gin')
     op.create_index(op.f('ix_nodes_namespace_type'), 'nodes', ['namespace', 'type'], unique=False)
     op.create_index(op.f('ix_nodes_source_type_source_id'), 'nodes', ['source_type', 'source_id'], unique=False)
     op.create_index(op.f('ix_nodes_type_name'), 'nodes', ['type', 'name'], unique=False)
@@ -173,5 +175,6 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_nodes_type_name'), table_name='nodes')
     op.drop_index(op.f('ix_nodes_source_type_source_id'), table_name='nodes')
     op.drop_index(op.f('ix_nodes_namespace_type'), table_name='nodes')
+    op.drop_index(op.f('ix_nodes_search_text'), table_name='nodes', postgresql_using='gin')
     op.drop_table('nodes')
     op.drop_table('embedding_space')

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from . import CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
 from .config import ENV_URL
+from .errors import DocumentError
 
 DEFAULT_CLI_URL = "file:./.copilotz/db"
 DEFAULT_PATTERNS = ("*.rst", "*.md", "*.markdown", "*.txt", "*.text", "*.html", "*.htm")
@@ -105,7 +106,7 @@ async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns
         for i, path in enumerate(files, 1):
             try:
                 result = await db.ops.ingest_file(path, namespace=namespace)
-            except CopilotzError as exc:
+            except DocumentError as exc:  # this file only; anything else stops the run
                 failed.append({"path": str(path), "error": str(exc)})
             else:
                 if result.created:

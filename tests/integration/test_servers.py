@@ -104,6 +104,27 @@ async def test_hybrid_is_expired_matches_in_python_and_sql(db, ns):
                                        .where(QueueItem.namespace == ns))).all())
         expired = set((await s.execute(select(QueueItem.id).where(QueueItem.namespace == ns,
                                                                    QueueItem.is_expired))).scalars())
+        active = (await s.execute(select(Thread.id).where(Thread.namespace == ns, Thread.is_active))).scalars().all()
     assert {i.id: i.is_expired for i in items} == in_sql
     assert expired == {items[0].id}
-    assert thread.is_active
+    assert thread.is_active and active == [thread.id]
+
+
+async def test_bring_your_own_engine_is_used_and_left_open(db, ns):
+    from sqlalchemy import func
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from copilotz_orm import Node
+    from copilotz_orm.tenancy import translate_map
+
+    host_engine = create_async_engine(db.engine.url)
+    try:
+        mine = await create_database(DbConfig(embedding=EmbeddingConfig(model="hashing")), engine=host_engine)
+        assert mine.server is None and mine.engine is host_engine
+        node = await mine.ops.create_node(namespace=ns, type="entity", name="from host engine")
+        await mine.close()
+        async with host_engine.connect() as conn:  # still open: it is the host's to dispose
+            await conn.execution_options(schema_translate_map=translate_map("public"))
+            assert await conn.scalar(select(func.count()).select_from(Node).where(Node.id == node.id)) == 1
+    finally:
+        await host_engine.dispose()

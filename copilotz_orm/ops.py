@@ -7,6 +7,7 @@ schema it names (``schema=``, default: the database's default schema).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,14 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .errors import Conflict, InvalidInput
-from .models import Document, new_id
+from .errors import Conflict, InvalidInput, NodeNotFound
+from .models import Document, Edge, Node, new_id
 from .models.graph import CHUNK, ENTITY, HAS_CHUNK, NEXT_CHUNK
 from .rag import SourceDocument, chunk_words, read_file, read_text
 from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import check_vector, clean_json, clean_optional, clean_text
-from .schemas import ChunkHit, Direction, DocumentOut, EdgeOut, IngestResult, NamespaceStats, NodeHit, NodeOut, Traversal
+from .schemas import (
+    ChunkHit, Direction, DocumentOut, EdgeOut, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
+    TraversedNode,
+)
 from .sql.search import SEARCH_MODES
 from .sql.traversal import MAX_DEPTH
 
@@ -46,6 +50,11 @@ def _required(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
     return clean_text(value)
+
+
+def _direction(direction: str) -> None:
+    if direction not in _DIRECTIONS:
+        raise InvalidInput(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
 
 
 def _limit(limit: int) -> int:
@@ -79,13 +88,12 @@ class Ops:
         return (await self._embed([_required(query, "query")]))[0]
 
     # -- nodes and edges -----------------------------------------------------------------------
-    async def create_node(self, *, namespace: str, type: str, name: str, content: str | None = None,
-                          embedding: Sequence[float] | None = None, data: dict[str, Any] | None = None,
-                          source_type: str | None = None, source_id: str | None = None,
-                          id: str | None = None, embed: bool = False, schema: str | None = None) -> NodeOut:
-        """Create a node. ``embed=True`` embeds ``content`` (or ``name``) with the schema's model."""
+    def _node_values(self, namespace: str, type: str, name: str, content: str | None = None,
+                     embedding: Sequence[float] | None = None, data: dict[str, Any] | None = None,
+                     source_type: str | None = None, source_id: str | None = None,
+                     id: str | None = None) -> dict[str, Any]:
         values = {
-            "id": clean_text(id) if id else new_id(),
+            "id": _required(id, "id") if id is not None else new_id(),
             "namespace": _required(namespace, "namespace"),
             "type": _required(type, "type"),
             "name": _required(name, "name"),
@@ -96,31 +104,167 @@ class Ops:
         }
         if embedding is not None:
             values["embedding"] = self._vector(embedding)
-        elif embed:
-            values["embedding"] = (await self._embed([values["content"] or values["name"]]))[0]
+        return values
+
+    async def _with_embeddings(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        missing = [r for r in rows if "embedding" not in r]
+        if missing:
+            vectors = await self._embed([r["content"] or r["name"] for r in missing])
+            for row, vector in zip(missing, vectors):
+                row["embedding"] = vector
+        return rows
+
+    async def create_node(self, *, namespace: str, type: str, name: str, content: str | None = None,
+                          embedding: Sequence[float] | None = None, data: dict[str, Any] | None = None,
+                          source_type: str | None = None, source_id: str | None = None,
+                          id: str | None = None, embed: bool = False, schema: str | None = None) -> NodeOut:
+        """Create a node. ``embed=True`` embeds ``content`` (or ``name``) with the schema's model."""
+        node = dict(namespace=namespace, type=type, name=name, content=content, embedding=embedding,
+                    data=data, source_type=source_type, source_id=source_id, id=id)
+        return (await self.create_nodes([node], embed=embed, schema=schema))[0]
+
+    async def create_nodes(self, nodes: Sequence[dict[str, Any]], *, embed: bool = False,
+                           schema: str | None = None) -> list[NodeOut]:
+        """Create many nodes in one statement; each dict takes :meth:`create_node`'s fields."""
+        rows = []
+        for i, node in enumerate(nodes):
+            if not isinstance(node, dict):
+                raise InvalidInput(f"nodes[{i}] must be a dict of node fields, got {type(node).__name__}")
+            try:
+                rows.append(self._node_values(**node))
+            except TypeError as exc:
+                raise InvalidInput(f"nodes[{i}]: {exc}") from None
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("node ids repeat within the batch")
+        if embed:
+            rows = await self._with_embeddings(rows)
         async with self._session(schema) as s:
             try:
-                return await GraphRepository(s).create_node(values)
+                return await GraphRepository(s).create_nodes(rows)
             except Conflict as exc:
-                raise Conflict(f"a node with id {values['id']!r} already exists") from exc
+                raise Conflict(f"a node with one of these ids already exists: {ids[:5]}") from exc
 
     async def get_node_by_id(self, node_id: str, *, schema: str | None = None) -> NodeOut | None:
         async with self._session(schema) as s:
             return await GraphRepository(s).get_node(node_id)
 
+    async def get_nodes_by_namespace(self, namespace: str, type: str | Sequence[str] | None = None, *,
+                                     limit: int = 100, cursor: str | None = None,
+                                     schema: str | None = None) -> NodePage:
+        """A page of a namespace's nodes in creation order; pass ``next_cursor`` back for more."""
+        namespace = _required(namespace, "namespace")
+        async with self._session(schema) as s:
+            items = await GraphRepository(s).list_nodes(namespace, _names(type, "type"), _limit(limit) + 1, cursor)
+        more = len(items) > limit
+        items = items[:limit]
+        return NodePage(items=items, next_cursor=items[-1].id if more else None)
+
+    async def update_node(self, node_id: str, *, name: str | None = None, content: str | None = None,
+                          data: dict[str, Any] | None = None, data_mode: str = "merge",
+                          embedding: Sequence[float] | None = None, source_type: str | None = None,
+                          source_id: str | None = None, embed: bool = False,
+                          schema: str | None = None) -> NodeOut:
+        """Change a node. ``data`` is merged into the stored object (``data_mode="merge"``, top-level
+        keys) or replaces it (``"replace"``). ``embed=True`` re-embeds the new content or name."""
+        if data_mode not in ("merge", "replace"):
+            raise InvalidInput(f"data_mode must be 'merge' or 'replace', got {data_mode!r}")
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = _required(name, "name")
+        if content is not None:
+            values["content"] = clean_text(content)
+        for key, value in (("source_type", source_type), ("source_id", source_id)):
+            if value is not None:
+                values[key] = clean_text(value)
+        if embedding is not None:
+            values["embedding"] = self._vector(embedding)
+        elif embed:
+            text = values.get("content") or values.get("name")
+            if text is None:
+                current = await self.get_node_by_id(node_id, schema=schema)
+                if current is None:
+                    raise NodeNotFound(f"no node {node_id!r} in this schema")
+                text = current.content or current.name
+            values["embedding"] = (await self._embed([text]))[0]
+        merge = None
+        if data is not None:
+            if not isinstance(data, dict):
+                raise InvalidInput(f"data must be a dict, got {type(data).__name__}")
+            if data_mode == "replace":
+                values["data"] = clean_json(data)
+            else:
+                merge = clean_json(data)
+        async with self._session(schema) as s:
+            node = await GraphRepository(s).update_node(node_id, values, merge)
+        if node is None:
+            raise NodeNotFound(f"no node {node_id!r} in this schema")
+        return node
+
+    async def delete_node(self, node_id: str, *, schema: str | None = None) -> bool:
+        """Delete a node and its edges (a document also takes its chunks). True if it existed."""
+        async with self._session(schema) as s:
+            return await GraphRepository(s).delete_nodes(Node.id == node_id) > 0
+
+    async def delete_nodes_by_source(self, source_type: str, source_id: str, *,
+                                     namespace: str | None = None, schema: str | None = None) -> int:
+        """Delete the nodes derived from one source; returns how many nodes went."""
+        conditions = [Node.source_type == _required(source_type, "source_type"),
+                      Node.source_id == _required(source_id, "source_id")]
+        if namespace is not None:
+            conditions.append(Node.namespace == namespace)
+        async with self._session(schema) as s:
+            return await GraphRepository(s).delete_nodes(*conditions)
+
+    def _edge_values(self, source_id: str, target_id: str, type: str, data: dict[str, Any] | None = None,
+                     weight: float | None = None) -> dict[str, Any]:
+        if weight is not None and (not isinstance(weight, (int, float)) or not math.isfinite(weight)):
+            raise InvalidInput(f"weight must be a finite number, got {weight!r}")
+        return {"id": new_id(), "source_id": _required(source_id, "source_id"),
+                "target_id": _required(target_id, "target_id"), "type": _required(type, "type"),
+                "data": clean_json(data or {}), "weight": weight}
+
     async def create_edge(self, *, source_id: str, target_id: str, type: str,
                           data: dict[str, Any] | None = None, weight: float | None = None,
                           schema: str | None = None) -> EdgeOut:
-        values = {"id": new_id(), "source_id": _required(source_id, "source_id"),
-                  "target_id": _required(target_id, "target_id"), "type": _required(type, "type"),
-                  "data": clean_json(data or {}), "weight": weight}
+        """Create an edge; the same (source, target, type) again returns the existing edge."""
+        edge = dict(source_id=source_id, target_id=target_id, type=type, data=data, weight=weight)
+        return (await self.create_edges([edge], schema=schema))[0]
+
+    async def create_edges(self, edges: Sequence[dict[str, Any]], *, schema: str | None = None) -> list[EdgeOut]:
+        """Create many edges in one statement (all or none); repeats are one edge."""
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for i, edge in enumerate(edges):
+            if not isinstance(edge, dict):
+                raise InvalidInput(f"edges[{i}] must be a dict of edge fields, got {type(edge).__name__}")
+            try:
+                row = self._edge_values(**edge)
+            except TypeError as exc:
+                raise InvalidInput(f"edges[{i}]: {exc}") from None
+            rows.setdefault((row["source_id"], row["target_id"], row["type"]), row)
+        if not rows:
+            return []
         async with self._session(schema) as s:
-            return await GraphRepository(s).create_edge(values)
+            created = await GraphRepository(s).create_edges(list(rows.values()))
+        by_key = {(e.source_id, e.target_id, e.type): e for e in created}
+        return [by_key[(e["source_id"], e["target_id"], e["type"])] for e in edges]
+
+    async def delete_edge(self, edge_id: str, *, schema: str | None = None) -> bool:
+        async with self._session(schema) as s:
+            return await GraphRepository(s).delete_edges(Edge.id == edge_id) > 0
+
+    async def delete_edges_for_node(self, node_id: str, direction: Direction = "both",
+                                    types: Sequence[str] | None = None, *, schema: str | None = None) -> int:
+        _direction(direction)
+        async with self._session(schema) as s:
+            return await GraphRepository(s).delete_edges(
+                *GraphRepository.touching(node_id, direction, _names(types, "types")))
 
     async def get_edges_for_node(self, node_id: str, direction: Direction = "both",
                                  types: Sequence[str] | None = None, *, schema: str | None = None) -> list[EdgeOut]:
-        if direction not in _DIRECTIONS:
-            raise InvalidInput(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+        _direction(direction)
         async with self._session(schema) as s:
             return await GraphRepository(s).edges_for_node(node_id, direction, _names(types, "types"))
 
@@ -132,14 +276,20 @@ class Ops:
         unknown start node gives an empty result."""
         if not isinstance(max_depth, int) or not 0 <= max_depth <= MAX_DEPTH:
             raise InvalidInput(f"max_depth must be an integer from 0 to {MAX_DEPTH}, got {max_depth!r}")
-        if direction not in _DIRECTIONS:
-            raise InvalidInput(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+        _direction(direction)
         if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
             raise InvalidInput(f"max_nodes must be a positive integer, got {max_nodes!r}")
         async with self._session(schema) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
                 edge_types=_names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
+
+    async def find_related_nodes(self, node_id: str, depth: int = 1, *,
+                                 edge_types: Sequence[str] | None = None,
+                                 schema: str | None = None) -> list[TraversedNode]:
+        """Nodes within `depth` steps of `node_id` along edges in either direction (not itself)."""
+        walked = await self.traverse_graph(node_id, edge_types, depth, direction="both", schema=schema)
+        return [n for n in walked.nodes if n.depth > 0]
 
     async def search_nodes(self, query: str | None = None, *, embedding: Sequence[float] | None = None,
                            namespace: str | Sequence[str] | None = None,

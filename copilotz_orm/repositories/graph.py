@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import NodeNotFound, translate_db_errors
-from ..models import Edge, Node
+from ..models import Chunk, Edge, Node
 from ..schemas import Direction, EdgeOut, NodeHit, NodeOut, Traversal, TraversedNode
 from ..sql import search as search_sql
 from ..sql import traversal as traversal_sql
@@ -20,11 +20,13 @@ class GraphRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create_node(self, values: dict[str, Any]) -> NodeOut:
-        with translate_db_errors("create_node"):
-            row = (await self.session.execute(
-                insert(Node).values(**values).returning(*traversal_sql.NODE_COLUMNS))).one()
-        return NodeOut.model_validate(row._mapping)
+    async def create_nodes(self, rows: list[dict[str, Any]]) -> list[NodeOut]:
+        """One multi-row INSERT ... RETURNING for the whole batch."""
+        with translate_db_errors("create_nodes"):
+            result = await self.session.execute(
+                insert(Node).values(rows).returning(*traversal_sql.NODE_COLUMNS))
+        by_id = {row.id: NodeOut.model_validate(row._mapping) for row in result}
+        return [by_id[row["id"]] for row in rows]
 
     async def upsert_nodes(self, rows: list[dict[str, Any]]) -> None:
         """Insert nodes, keeping existing ids untouched (for bulk imports)."""
@@ -43,21 +45,55 @@ class GraphRepository:
             .where(Node.namespace == namespace, Node.name == name).order_by(Node.id).limit(1))).first()
         return NodeOut.model_validate(row._mapping) if row else None
 
-    async def create_edge(self, values: dict[str, Any]) -> EdgeOut:
-        stmt = insert(Edge).values(**values)
-        # The same (source, target, type) twice is one edge: return the existing one.
+    async def list_nodes(self, namespace: str, types: Sequence[str] | None, limit: int,
+                         after: str | None) -> list[NodeOut]:
+        """Keyset pagination by id (ULIDs sort by creation time)."""
+        stmt = select(*traversal_sql.NODE_COLUMNS).where(Node.namespace == namespace)
+        if types:
+            stmt = stmt.where(Node.type.in_(list(types)))
+        if after is not None:
+            stmt = stmt.where(Node.id > after)
+        rows = (await self.session.execute(stmt.order_by(Node.id).limit(limit))).mappings()
+        return [NodeOut.model_validate(r) for r in rows]
+
+    async def update_node(self, node_id: str, values: dict[str, Any], merge: dict[str, Any] | None) -> NodeOut | None:
+        """One UPDATE ... RETURNING; `merge` is folded into `data` with jsonb ``||`` (shallow)."""
+        if merge is not None:
+            values = {**values, "data": Node.data.op("||")(func.cast(merge, JSONB))}
+        stmt = (update(Node).where(Node.id == node_id).values(**values, updated_at=func.now())
+                .returning(*traversal_sql.NODE_COLUMNS))
+        with translate_db_errors("update_node"):
+            row = (await self.session.execute(stmt)).first()
+        return NodeOut.model_validate(row._mapping) if row else None
+
+    async def delete_nodes(self, *conditions) -> int:
+        """Delete matching nodes with their edges and, for documents, their chunk nodes."""
+        doomed = select(Node.id).where(*conditions)
+        chunk_table = Chunk.__table__
+        stmt = delete(Node).where(or_(
+            Node.id.in_(doomed.scalar_subquery()),
+            Node.id.in_(select(chunk_table.c.id).where(chunk_table.c.document_id.in_(doomed.scalar_subquery()))),
+        ))
+        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
+        return result.rowcount
+
+    async def create_edges(self, rows: list[dict[str, Any]]) -> list[EdgeOut]:
+        """One INSERT for the batch; an existing (source, target, type) is returned, not repeated."""
+        stmt = insert(Edge).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=["source_id", "target_id", "type"], set_={"type": stmt.excluded.type}
         ).returning(Edge)
         try:
-            with translate_db_errors("create_edge"):
-                edge = (await self.session.execute(stmt)).scalar_one()
+            with translate_db_errors("create_edges"):
+                edges = (await self.session.execute(stmt)).scalars().all()
         except NodeNotFound as exc:
+            pairs = ", ".join(f"{r['source_id']!r} -> {r['target_id']!r}" for r in rows[:3])
             raise NodeNotFound(
-                f"cannot create edge {values['source_id']!r} -> {values['target_id']!r}: "
-                "both nodes must exist in this schema; create them first"
+                f"cannot create edge {pairs}{' …' if len(rows) > 3 else ''}: both nodes of every edge "
+                "must exist in this schema; create them first"
             ) from exc
-        return EdgeOut.model_validate(edge)
+        by_key = {(e.source_id, e.target_id, e.type): EdgeOut.model_validate(e) for e in edges}
+        return [by_key[(r["source_id"], r["target_id"], r["type"])] for r in rows]
 
     async def insert_edges(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -66,13 +102,24 @@ class GraphRepository:
                     insert(Edge).on_conflict_do_nothing(index_elements=["source_id", "target_id", "type"]),
                     rows)
 
-    async def edges_for_node(self, node_id: str, direction: Direction,
-                             types: Sequence[str] | None) -> list[EdgeOut]:
+    async def delete_edges(self, *conditions) -> int:
+        result = await self.session.execute(
+            delete(Edge).where(*conditions).execution_options(synchronize_session=False))
+        return result.rowcount
+
+    @staticmethod
+    def touching(node_id: str, direction: Direction, types: Sequence[str] | None) -> list:
+        """Conditions for the edges of `node_id` in `direction`, of `types` (all when None)."""
         sides = {"out": [Edge.source_id == node_id], "in": [Edge.target_id == node_id],
                  "both": [Edge.source_id == node_id, Edge.target_id == node_id]}[direction]
-        stmt = select(Edge).where(or_(*sides))
+        conditions = [or_(*sides)]
         if types:
-            stmt = stmt.where(Edge.type.in_(list(types)))
+            conditions.append(Edge.type.in_(list(types)))
+        return conditions
+
+    async def edges_for_node(self, node_id: str, direction: Direction,
+                             types: Sequence[str] | None) -> list[EdgeOut]:
+        stmt = select(Edge).where(*self.touching(node_id, direction, types))
         edges = (await self.session.execute(stmt.order_by(Edge.created_at, Edge.id))).scalars()
         return [EdgeOut.model_validate(e) for e in edges]
 

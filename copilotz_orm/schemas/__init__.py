@@ -27,6 +27,11 @@ class NodeOut(_Out):
     updated_at: datetime
 
 
+class NodePage(BaseModel):
+    items: list[NodeOut]
+    next_cursor: str | None = None
+
+
 class EdgeOut(_Out):
     id: str
     source_id: str

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,48 +21,91 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
-from .config import ENV_URL
+from . import MAX_DEPTH, CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
+from .config import ENV_URL, parse_url
 from .errors import DocumentError
 
 DEFAULT_CLI_URL = "file:./.copilotz/db"
 DEFAULT_PATTERNS = ("*.rst", "*.md", "*.markdown", "*.txt", "*.text", "*.html", "*.htm")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
-def _run(coro_fn: Callable[..., Awaitable[Any]]):
-    """Run an async command with an open database; a CopilotzError is one line and exit 1."""
+def _run(writes: bool):
+    """Run an async command with an open database; a CopilotzError is one line and exit 1.
 
-    @functools.wraps(coro_fn)
-    @click.pass_obj
-    def wrapper(settings: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        async def main() -> None:
-            db = await create_database(DbConfig(
-                url=settings["url"], default_schema=settings["schema"],
-                embedding=EmbeddingConfig(model=settings["model"])))
+    Read-only commands (`writes=False`) neither create a database nor provision a schema: a
+    typo in --db or --schema is an error, not a new empty store."""
+
+    def decorate(coro_fn: Callable[..., Awaitable[Any]]):
+        @functools.wraps(coro_fn)
+        @click.pass_obj
+        def wrapper(settings: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+            async def main() -> None:
+                if not writes:
+                    _require_existing(settings["url"])
+                db = await create_database(DbConfig(
+                    url=settings["url"], default_schema=settings["schema"], auto_provision_schema=writes,
+                    embedding=EmbeddingConfig(model=settings["model"])))
+                try:
+                    await coro_fn(db, *args, **kwargs)
+                finally:
+                    await db.close()
+
             try:
-                await coro_fn(db, *args, **kwargs)
-            finally:
-                await db.close()
+                asyncio.run(main())
+            except CopilotzError as exc:
+                err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                sys.exit(1)
+            except KeyboardInterrupt:
+                err.print("interrupted")
+                sys.exit(130)
 
-        try:
-            asyncio.run(main())
-        except CopilotzError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            sys.exit(130)
+        return wrapper
 
-    return wrapper
+    return decorate
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, transient=False)
+def _require_existing(url: str) -> None:
+    target = parse_url(url)
+    if target.kind == "file" and not (target.path / "PG_VERSION").exists():
+        raise CopilotzError(f"no database at {target.path}: run 'copilotz-orm ingest' or "
+                            "'graph import-edges' first, or point --db at an existing one")
+
+
+class _Reporter:
+    """A live progress bar on a terminal; otherwise a line every 10% (logs, CI)."""
+
+    def __init__(self, description: str, total: int, unit: str) -> None:
+        self.description, self.total, self.unit = description, total, unit
+        self.done, self.started = 0, time.monotonic()
+        self.next_line = 0.1
+        self.bar = None
+        if err.is_terminal:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                TimeRemainingColumn(), console=err)
+            self.task = self.bar.add_task(description, total=total, rate="")
+
+    def __enter__(self) -> _Reporter:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        rate = f"{self.done / max(time.monotonic() - self.started, 1e-9):.1f} {self.unit}/s"
+        if self.bar:
+            self.bar.update(self.task, advance=n, rate=rate)
+        elif self.total and (self.done / self.total >= self.next_line or self.done == self.total):
+            err.print(f"{self.description}: {self.done}/{self.total} ({rate})", highlight=False)
+            while self.next_line <= self.done / self.total:
+                self.next_line += 0.1
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,16 +138,15 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]
 @click.option("--include", "patterns", multiple=True, default=DEFAULT_PATTERNS, show_default=True,
               help="Glob for files inside folders (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@_run
+@_run(writes=True)
 async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns: tuple[str, ...],
                  as_json: bool) -> None:
     """Chunk, embed and store text files (folders are searched recursively)."""
     files = list(_files(paths, patterns))
     new, duplicate, failed = 0, 0, []
     chunks = 0
-    with _progress() as progress:
-        task = progress.add_task("ingesting", total=len(files), rate="")
-        for i, path in enumerate(files, 1):
+    with _Reporter("ingesting", len(files), "docs") as progress:
+        for path in files:
             try:
                 result = await db.ops.ingest_file(path, namespace=namespace)
             except DocumentError as exc:  # this file only; anything else stops the run
@@ -114,8 +157,7 @@ async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns
                     chunks += result.document.chunk_count
                 else:
                     duplicate += 1
-            elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(task, advance=1, rate=f"{i / elapsed:.1f} docs/s")
+            progress.advance()
     summary = {"files": len(files), "new": new, "duplicate": duplicate, "failed": failed, "chunks": chunks}
     if as_json:
         out.print_json(json.dumps(summary))
@@ -128,13 +170,18 @@ async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns
 
 @main.command()
 @click.argument("query")
-@click.option("--namespace", "-n", multiple=True, help="Namespace(s) to search (default: all).")
+@click.option("--namespace", "-n", multiple=True, help="Namespace to search (repeatable; default: all).")
 @click.option("--limit", "-k", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--mode", type=click.Choice(["hybrid", "vector", "text"]), default="hybrid", show_default=True,
+              help="Rank by vectors, by full-text search, or both fused.")
+@click.option("--threshold", type=click.FloatRange(-1, 1), help="Minimum cosine similarity.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-@_run
-async def search(db: Database, query: str, namespace: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Find the chunks nearest to QUERY."""
-    hits = await db.ops.search_chunks(query, namespace=list(namespace) or None, limit=limit)
+@_run(writes=False)
+async def search(db: Database, query: str, namespace: tuple[str, ...], limit: int, mode: str,
+                 threshold: float | None, as_json: bool) -> None:
+    """Find the chunks that best answer QUERY."""
+    hits = await db.ops.search_chunks(query, namespace=list(namespace) or None, limit=limit, mode=mode,
+                                      threshold=threshold)
     if as_json:
         out.print_json(json.dumps([h.model_dump(mode="json") for h in hits]))
         return
@@ -143,14 +190,15 @@ async def search(db: Database, query: str, namespace: tuple[str, ...], limit: in
         return
     for rank, hit in enumerate(hits, 1):
         snippet = " ".join(hit.content.split())[:240]
-        out.print(f"[bold]{rank}. {hit.document.title}[/]  [dim]score {hit.similarity:.3f}  "
+        similarity = f"  similarity {hit.similarity:.3f}" if hit.similarity is not None else ""
+        out.print(f"[bold]{rank}. {hit.document.title}[/]  [dim]score {hit.score:.4f}{similarity}  "
                   f"{hit.document.source_uri or hit.document.id}[/]", highlight=False)
         out.print(f"   {snippet}…", highlight=False)
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
-@_run
+@_run(writes=False)
 async def stats(db: Database, as_json: bool) -> None:
     """Documents and chunks per namespace."""
     rows = await db.ops.get_namespace_stats()
@@ -187,7 +235,7 @@ def _edge_pairs(path: Path) -> list[tuple[str, str]]:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--namespace", "-n", help="Namespace of the nodes (default: the file name without suffix).")
 @click.option("--type", "edge_type", default="RELATED_TO", show_default=True, help="Edge type.")
-@_run
+@_run(writes=True)
 async def import_edges(db: Database, file: Path, namespace: str | None, edge_type: str) -> None:
     """Load an edge list (one 'source target' pair per line; '#' starts a comment).
 
@@ -195,31 +243,31 @@ async def import_edges(db: Database, file: Path, namespace: str | None, edge_typ
     namespace = namespace or file.stem
     pairs = _edge_pairs(file)
     tokens = {t for pair in pairs for t in pair}
-    with _progress() as progress:
-        task = progress.add_task(f"importing {file.name}", total=len(tokens) + len(pairs), rate="")
-        nodes, edges = await db.ops.import_edge_list(
-            pairs, namespace=namespace, edge_type=edge_type,
-            progress=lambda n: progress.update(task, advance=n))
-    out.print(f"{nodes} nodes and {edges} edges in namespace {namespace!r} "
+    with _Reporter(f"importing {file.name}", len(tokens) + len(pairs), "rows") as progress:
+        result = await db.ops.import_edge_list(pairs, namespace=namespace, edge_type=edge_type,
+                                               progress=progress.advance)
+    out.print(f"{result.nodes} nodes and {result.edges} edges in namespace {namespace!r}: "
+              f"{result.new_nodes} nodes and {result.new_edges} edges new "
               f"(node ids look like {namespace}:{pairs[0][0] if pairs else 'ID'})")
 
 
 @graph.command()
 @click.argument("node")
-@click.option("--depth", "-d", default=2, show_default=True, type=int)
+@click.option("--depth", "-d", default=2, show_default=True, type=click.IntRange(0, MAX_DEPTH))
 @click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
 @click.option("--type", "types", multiple=True, help="Only follow edges of this type (repeatable).")
 @click.option("--namespace", "-n", help="Resolve NODE as NAMESPACE:NODE or by name in this namespace.")
-@click.option("--max-nodes", type=int)
+@click.option("--max-nodes", type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True)
-@_run
+@_run(writes=False)
 async def traverse(db: Database, node: str, depth: int, direction: str, types: tuple[str, ...],
                    namespace: str | None, max_nodes: int | None, as_json: bool) -> None:
     """Nodes within DEPTH steps of NODE."""
     start = await db.ops.resolve_node(node, namespace=namespace)
     if start is None:
-        raise CopilotzError(f"no node {node!r}" + (f" in namespace {namespace!r}" if namespace else "")
-                            + "; give a node id, or --namespace to look it up by name")
+        hint = (f"no node has id {node!r}, id {namespace}:{node} or name {node!r} in namespace {namespace!r}"
+                if namespace else f"no node has id {node!r}; add --namespace NS to look it up by name")
+        raise CopilotzError(hint)
     result = await db.ops.traverse_graph(start.id, list(types) or None, depth, direction=direction,
                                          max_nodes=max_nodes)
     if as_json:
@@ -252,7 +300,7 @@ def _check_name(name: str) -> str:
 
 @schema.command("provision")
 @click.argument("name", callback=lambda ctx, param, value: _check_name(value))
-@_run
+@_run(writes=True)
 async def schema_provision(db: Database, name: str) -> None:
     """Create schema NAME and migrate it to the latest revision."""
     await db.provision_schema(name)
@@ -260,7 +308,7 @@ async def schema_provision(db: Database, name: str) -> None:
 
 
 @schema.command("list")
-@_run
+@_run(writes=False)
 async def schema_list(db: Database) -> None:
     """Schemas that hold copilotz tables."""
     for name in await db.list_schemas():
@@ -270,9 +318,11 @@ async def schema_list(db: Database) -> None:
 @schema.command("drop")
 @click.argument("name", callback=lambda ctx, param, value: _check_name(value))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_run
+@_run(writes=False)
 async def schema_drop(db: Database, name: str, yes: bool) -> None:
     """Drop schema NAME and everything in it."""
+    if not await db.schema_exists(name):
+        raise CopilotzError(f"there is no schema {name!r} (see: copilotz-orm schema list)")
     if not yes and not click.confirm(f"drop schema {name} and all its data?"):
         raise click.Abort()
     await db.drop_schema(name)

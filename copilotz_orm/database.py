@@ -160,8 +160,9 @@ class Database:
         elif tuple(space) != wanted:
             raise EmbeddingMismatch(
                 f"schema {schema!r} holds vectors of model {space[0]!r} ({space[1]} dimensions), but "
-                f"this database is configured for {wanted[0]!r} ({wanted[1]} dimensions). Configure "
-                f"embedding=EmbeddingConfig(model={space[0]!r}, dimension={space[1]}), or use another schema."
+                f"this database is configured for {wanted[0]!r} ({wanted[1]} dimensions). Use that model "
+                f"(library: embedding=EmbeddingConfig(model={space[0]!r}, dimension={space[1]}); command "
+                f"line: --model {space[0]} or no --model), or another schema."
             )
 
     def _adopts_recorded_model(self, schema: str) -> bool:

@@ -23,7 +23,7 @@ from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import check_vector, clean_json, clean_optional, clean_text
 from .schemas import (
-    ChunkHit, Direction, DocumentOut, EdgeOut, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
+    ChunkHit, Direction, DocumentOut, EdgeOut, ImportResult, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
     TraversedNode,
 )
 from .sql.search import SEARCH_MODES
@@ -306,9 +306,10 @@ class Ops:
     async def import_edge_list(self, pairs: Iterable[tuple[str, str]], *, namespace: str,
                                edge_type: str = "RELATED_TO", node_type: str = ENTITY,
                                progress: Callable[[int], None] | None = None,
-                               schema: str | None = None) -> tuple[int, int]:
+                               schema: str | None = None) -> ImportResult:
         """Load an edge list: a node per distinct id (id ``<namespace>:<token>``, name
-        ``<token>``) and a directed edge per pair, in one transaction. Returns (nodes, edges)."""
+        ``<token>``) and a directed edge per distinct pair, in one transaction; rows already
+        there are kept. Returns the counts, in all and new."""
         namespace = _required(namespace, "namespace")
         edge_type = _required(edge_type, "edge_type")
         edges: list[tuple[str, str]] = []
@@ -321,18 +322,21 @@ class Ops:
         node_rows = [{"id": f"{namespace}:{t}", "namespace": namespace, "type": node_type, "name": t,
                       "data": {}} for t in tokens]
         edge_rows = [{"id": new_id(), "source_id": f"{namespace}:{a}", "target_id": f"{namespace}:{b}",
-                      "type": edge_type, "data": {}} for a, b in edges]
+                      "type": edge_type, "data": {}} for a, b in dict.fromkeys(edges)]
+        new_nodes = new_edges = 0
         async with self._session(schema) as s:
             repo = GraphRepository(s)
             for i in range(0, len(node_rows), IMPORT_BATCH):
-                await repo.upsert_nodes(node_rows[i:i + IMPORT_BATCH])
+                batch = node_rows[i:i + IMPORT_BATCH]
+                new_nodes += await repo.insert_new_nodes(batch)
                 if progress:
-                    progress(len(node_rows[i:i + IMPORT_BATCH]))
+                    progress(len(batch))
             for i in range(0, len(edge_rows), IMPORT_BATCH):
-                await repo.insert_edges(edge_rows[i:i + IMPORT_BATCH])
+                batch = edge_rows[i:i + IMPORT_BATCH]
+                new_edges += await repo.insert_new_edges(batch)
                 if progress:
-                    progress(len(edge_rows[i:i + IMPORT_BATCH]))
-        return len(node_rows), len(edge_rows)
+                    progress(len(batch))
+        return ImportResult(nodes=len(node_rows), edges=len(edge_rows), new_nodes=new_nodes, new_edges=new_edges)
 
     async def resolve_node(self, ref: str, *, namespace: str | None = None,
                            schema: str | None = None) -> NodeOut | None:

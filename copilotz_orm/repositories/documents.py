@@ -40,6 +40,11 @@ class DocumentRepository:
         return DocumentOut.model_validate(document)
 
     async def search_chunks(self, **options: Any) -> list[ChunkHit]:
+        if options["mode"] != "text":
+            settings = search_sql.hnsw_settings(search_sql.candidates(options["mode"], options["limit"]),
+                                                bool(options.get("namespaces")))
+            if settings is not None:
+                await self.session.execute(settings)
         rows = (await self.session.execute(search_sql.search_chunks(**options))).mappings()
         hits = []
         for r in rows:

@@ -28,11 +28,14 @@ class GraphRepository:
         by_id = {row.id: NodeOut.model_validate(row._mapping) for row in result}
         return [by_id[row["id"]] for row in rows]
 
-    async def upsert_nodes(self, rows: list[dict[str, Any]]) -> None:
-        """Insert nodes, keeping existing ids untouched (for bulk imports)."""
-        if rows:
-            with translate_db_errors("create_nodes"):
-                await self.session.execute(insert(Node).on_conflict_do_nothing(index_elements=["id"]), rows)
+    async def insert_new_nodes(self, rows: list[dict[str, Any]]) -> int:
+        """Insert nodes whose ids are new, leave the others untouched; returns how many were new."""
+        if not rows:
+            return 0
+        with translate_db_errors("create_nodes"):
+            result = await self.session.execute(
+                insert(Node).on_conflict_do_nothing(index_elements=["id"]).returning(Node.id), rows)
+        return len(result.all())
 
     async def get_node(self, node_id: str) -> NodeOut | None:
         row = (await self.session.execute(
@@ -95,12 +98,15 @@ class GraphRepository:
         by_key = {(e.source_id, e.target_id, e.type): EdgeOut.model_validate(e) for e in edges}
         return [by_key[(r["source_id"], r["target_id"], r["type"])] for r in rows]
 
-    async def insert_edges(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            with translate_db_errors("create_edges"):
-                await self.session.execute(
-                    insert(Edge).on_conflict_do_nothing(index_elements=["source_id", "target_id", "type"]),
-                    rows)
+    async def insert_new_edges(self, rows: list[dict[str, Any]]) -> int:
+        """Insert edges not already present (by source, target, type); returns how many were new."""
+        if not rows:
+            return 0
+        with translate_db_errors("create_edges"):
+            result = await self.session.execute(
+                insert(Edge).on_conflict_do_nothing(index_elements=["source_id", "target_id", "type"])
+                .returning(Edge.id), rows)
+        return len(result.all())
 
     async def delete_edges(self, *conditions) -> int:
         result = await self.session.execute(
@@ -132,5 +138,8 @@ class GraphRepository:
         return Traversal(start_id=start_id, nodes=nodes, edges=edges)
 
     async def nearest(self, vector: list[float], dimension: int, **filters: Any) -> list[NodeHit]:
+        settings = search_sql.hnsw_settings(filters["limit"], bool(filters.get("namespaces") or filters.get("types")))
+        if settings is not None:
+            await self.session.execute(settings)
         rows = (await self.session.execute(search_sql.nearest_nodes(vector, dimension, **filters))).mappings()
         return [NodeHit(node=NodeOut.model_validate(r), similarity=r["similarity"]) for r in rows]

@@ -93,6 +93,13 @@ class IngestResult(BaseModel):
     created: bool  # False: the same content was already in this namespace
 
 
+class ImportResult(BaseModel):
+    nodes: int
+    edges: int
+    new_nodes: int
+    new_edges: int
+
+
 class NamespaceStats(BaseModel):
     namespace: str
     document_count: int

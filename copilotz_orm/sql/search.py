@@ -37,6 +37,27 @@ DOCUMENT_FIELDS = ("id", "namespace", "title", "source_uri", "mime_type", "conte
 SEARCH_MODES = ("hybrid", "vector", "text")
 RRF_K = 60
 """Reciprocal rank fusion constant: a result's score is the sum over legs of 1 / (RRF_K + rank)."""
+HYBRID_CANDIDATES = 100
+"""Rows each leg of a hybrid search contributes: fixed, so that a larger `limit` extends the
+ranking rather than reshuffling its head."""
+HNSW_EF_SEARCH = 40  # pgvector's default
+
+
+def candidates(mode: str, limit: int) -> int:
+    return max(HYBRID_CANDIDATES, limit) if mode == "hybrid" else limit
+
+
+def hnsw_settings(rows: int, filtered: bool) -> Select | None:
+    """Settings for the next vector scan in this transaction, or None if the defaults do.
+
+    An HNSW scan yields at most ``hnsw.ef_search`` rows, so it is raised to the rows wanted; with
+    filters, iterative scanning keeps going until enough rows pass them (pgvector >= 0.8)."""
+    settings = []
+    if rows > HNSW_EF_SEARCH:
+        settings.append(func.set_config("hnsw.ef_search", str(min(rows, 1000)), True))
+    if filtered:
+        settings.append(func.set_config("hnsw.iterative_scan", "strict_order", True))
+    return select(*settings) if settings else None
 
 
 def text_query(query: str):
@@ -53,7 +74,7 @@ def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] 
     rank fusion. Each leg is an ordered, limited scan (HNSW index, GIN index); the fusion and
     the joins to documents happen on the few rows the legs return."""
     chunk, document = Chunk.__table__, Document.__table__
-    candidates = limit if mode != "hybrid" else max(4 * limit, 40)
+    leg_rows = candidates(mode, limit)
 
     def leg_base(*columns):
         stmt = select(*columns).join_from(Node.__table__, chunk, chunk.c.id == Node.id)
@@ -65,14 +86,14 @@ def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] 
         hits = leg_base(Node.id, distance.label("distance")).where(Node.embedding.is_not(None))
         if min_similarity is not None:
             hits = hits.where(distance <= 1 - min_similarity)
-        hits = hits.order_by(distance).limit(candidates).subquery("vector_hits")
+        hits = hits.order_by(distance).limit(leg_rows).subquery("vector_hits")
         legs.append(select(hits.c.id, func.row_number().over(order_by=hits.c.distance).label("rank")))
     if mode in ("text", "hybrid"):
         tsquery = text_query(query)
         rank = func.ts_rank_cd(Node.search_text, tsquery)
         hits = (leg_base(Node.id, rank.label("text_rank"))
                 .where(Node.search_text.bool_op("@@")(tsquery))
-                .order_by(rank.desc(), Node.id).limit(candidates).subquery("text_hits"))
+                .order_by(rank.desc(), Node.id).limit(leg_rows).subquery("text_hits"))
         legs.append(select(hits.c.id, func.row_number().over(
             order_by=(hits.c.text_rank.desc(), hits.c.id)).label("rank")))
     ranked = (union_all(*legs) if len(legs) > 1 else legs[0]).subquery("ranked")

@@ -64,12 +64,17 @@ def test_graph_import_and_traverse(workdir):
     edges = workdir / "g.txt"
     edges.write_text("# a comment\n1 2\n2 3\n3 1\n3 4\n")
     out = run(workdir, "graph", "import-edges", str(edges)).stdout
-    assert "4 nodes and 4 edges" in out
+    assert "4 nodes and 4 edges in namespace 'g': 4 nodes and 4 edges new" in out
+    again = run(workdir, "graph", "import-edges", str(edges))
+    assert "0 nodes and 0 edges new" in again.stdout
+    assert "importing g.txt: 8/8" in again.stderr  # progress lines when not on a terminal
     walked = json.loads(run(workdir, "graph", "traverse", "1", "-n", "g", "--depth", "2",
                             "--direction", "out", "--json").stdout)
     assert {n["node"]["name"]: n["depth"] for n in walked["nodes"]} == {"1": 0, "2": 1, "3": 2}
     missing = run(workdir, "graph", "traverse", "99", "-n", "g", ok=False)
-    assert missing.returncode == 1 and "no node" in missing.stderr
+    assert missing.returncode == 1 and "no node has id '99', id g:99 or name '99'" in missing.stderr
+    too_deep = run(workdir, "graph", "traverse", "1", "-n", "g", "--depth", "11", ok=False)
+    assert too_deep.returncode == 2 and "--depth" in too_deep.stderr
 
 
 def test_schema_commands(workdir):
@@ -80,6 +85,18 @@ def test_schema_commands(workdir):
     assert bad.stderr.count("\n") == 1  # one clear line, no traceback
     run(workdir, "schema", "drop", "acme", "--yes")
     assert run(workdir, "schema", "list").stdout.split() == ["public"]
+    gone = run(workdir, "schema", "drop", "acme", "--yes", ok=False)
+    assert gone.returncode == 1 and "there is no schema 'acme'" in gone.stderr
+
+
+def test_read_only_commands_create_nothing(workdir):
+    fresh = run(workdir, "stats", ok=False)
+    assert fresh.returncode == 1 and "no database at" in fresh.stderr
+    assert not (workdir / ".copilotz").exists()
+    run(workdir, "schema", "provision", "acme")
+    typo = run(workdir, "--schema", "acmee", "stats", ok=False)
+    assert typo.returncode == 1 and "not provisioned" in typo.stderr
+    assert "acmee" not in run(workdir, "schema", "list").stdout.split()
 
 
 @pytest.mark.parametrize("url, message", [

@@ -174,3 +174,39 @@ async def test_create_document_from_path_text_prefix_or_content(db, ns, tmp_path
     assert from_prefix.created and not from_content.created  # same text: stored once
     with pytest.raises(InvalidInput):
         await db.ops.create_document(path, namespace=ns, content="both")
+
+
+async def test_large_filtered_searches_return_every_row_asked_for(db, ns):
+    # An HNSW scan yields at most hnsw.ef_search (40) rows, and a namespace filter thins them
+    # further. Sessions that must use the index (no sequential or bitmap scans) show whether
+    # the op raises ef_search and turns on iterative scans.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from copilotz_orm import DbConfig, EmbeddingConfig, create_database
+
+    other = ns + "_noise"
+    await db.ops.create_nodes([{"namespace": ns if i % 3 == 0 else other, "type": "entity",
+                                "name": f"item {i}", "content": f"item number {i} in a list"}
+                               for i in range(450)], embed=True)
+    engine = create_async_engine(db.engine.url, connect_args={"server_settings": {
+        "enable_seqscan": "off", "enable_bitmapscan": "off"}})
+    forced = await create_database(DbConfig(embedding=EmbeddingConfig(model="hashing")), engine=engine)
+    try:
+        hits = await forced.ops.search_nodes("item number", namespace=ns, limit=120)
+        assert len(hits) == 120 and {h.node.namespace for h in hits} == {ns}
+        sims = [h.similarity for h in hits]
+        assert sims == sorted(sims, reverse=True)
+        unfiltered = await forced.ops.search_nodes("item number", limit=100)
+        assert len(unfiltered) == 100
+    finally:
+        await forced.close()
+        await engine.dispose()
+
+
+async def test_hybrid_head_does_not_change_with_limit(db, ns):
+    for i in range(30):
+        await db.ops.ingest_text(f"note {i}: " + ("apples and pears " if i % 4 == 0 else "rain and wind ") * 20,
+                                 namespace=ns)
+    top3 = [h.chunk_id for h in await db.ops.search_chunks("apples", namespace=ns, limit=3)]
+    top20 = [h.chunk_id for h in await db.ops.search_chunks("apples", namespace=ns, limit=20)]
+    assert top20[:3] == top3

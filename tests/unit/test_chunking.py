@@ -42,3 +42,11 @@ def test_nul_is_removed_and_empty_refused():
     assert read_text("a\x00b").text == "ab"
     with pytest.raises(DocumentError):
         read_text(" \n\x00 ")
+
+
+def test_html_is_reduced_to_visible_text_with_its_title():
+    doc = read_text("<html><head><title>The  Page</title><script>var x = 1;</script></head>"
+                    "<body><h1>Head</h1><p>Some &amp; text</p><style>p {}</style></body></html>",
+                    mime_type="text/html")
+    assert doc.title == "The Page"
+    assert doc.text == "Head\n\nSome & text"

@@ -48,12 +48,16 @@ def _child_setup(uid: int | None, gid: int | None, parent: int) -> None:
         os._exit(1)
 
 
-def _postmaster_status(datadir: Path) -> str | None:
+def _postmaster_status(datadir: Path, pid: int) -> str | None:
+    """The status our postmaster wrote; None while the file is missing or still a crashed
+    server's (whose stale 'ready' must not be mistaken for ours)."""
     try:
         lines = (datadir / "postmaster.pid").read_text().splitlines()
     except (FileNotFoundError, PermissionError):
         return None
-    return lines[7].strip() if len(lines) >= 8 else None
+    if len(lines) < 8 or lines[0].strip() != str(pid):
+        return None
+    return lines[7].strip()
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -77,6 +81,7 @@ def main() -> int:
     parser.add_argument("--datadir", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--clients-lock", type=Path)
+    parser.add_argument("--socket-dir", type=Path)
     parser.add_argument("--uid", type=int)
     parser.add_argument("--gid", type=int)
     parser.add_argument("postgres", nargs=argparse.REMAINDER)
@@ -99,7 +104,7 @@ def main() -> int:
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while _postmaster_status(args.datadir) != "ready":
+        while _postmaster_status(args.datadir, proc.pid) != "ready":
             if proc.poll() is not None:
                 tail = args.log.read_text(errors="replace").strip().splitlines()[-5:]
                 print("error postgres exited: " + " | ".join(tail), flush=True)
@@ -135,6 +140,11 @@ def main() -> int:
             _stop(proc)
         if args.mode == "memory":
             shutil.rmtree(args.datadir, ignore_errors=True)
+        elif args.socket_dir is not None:
+            try:
+                args.socket_dir.rmdir()  # only when empty: another server may have started in it
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

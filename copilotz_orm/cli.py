@@ -124,10 +124,13 @@ def main(ctx: click.Context, url: str, schema: str, model: str | None) -> None:
 
 # -- documents ---------------------------------------------------------------------------------
 def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]:
+    for pattern in patterns:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise click.BadParameter(f"{pattern!r} must be a pattern inside the folder, like '*.md'",
+                                     param_hint="--include")
     for path in paths:
         if path.is_dir():
-            found = sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
-            yield from found
+            yield from sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
         else:
             yield path
 
@@ -220,14 +223,18 @@ def graph() -> None:
 
 def _edge_pairs(path: Path) -> list[tuple[str, str]]:
     pairs = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            if len(fields) < 2:
-                raise click.ClickException(f"{path}:{number}: expected 'source target', got {line.strip()!r}")
-            pairs.append((fields[0], fields[1]))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                fields = line.split()
+                if not fields or fields[0].startswith("#"):
+                    continue
+                if len(fields) < 2:
+                    raise click.ClickException(f"{path}:{number}: expected 'source target', got {line.strip()!r}")
+                pairs.append((fields[0], fields[1]))
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path} is not UTF-8 text (byte {exc.start}); an edge list is "
+                                   "one 'source target' pair per line") from None
     return pairs
 
 
@@ -240,6 +247,8 @@ async def import_edges(db: Database, file: Path, namespace: str | None, edge_typ
     """Load an edge list (one 'source target' pair per line; '#' starts a comment).
 
     Node ids become NAMESPACE:TOKEN; edges are directed source -> target."""
+    if namespace is not None and not namespace.strip():
+        raise click.BadParameter("must not be empty", param_hint="--namespace")
     namespace = namespace or file.stem
     pairs = _edge_pairs(file)
     tokens = {t for pair in pairs for t in pair}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -52,7 +53,9 @@ class DbConfig(BaseModel):
         return [value] if isinstance(value, str) else value
 
     def resolved_url(self) -> str:
-        return self.url or os.environ.get(ENV_URL) or MEMORY
+        if self.url is not None:
+            return self.url  # an empty string is a mistake, reported by parse_url
+        return os.environ.get(ENV_URL) or MEMORY
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Target:
     kind: Literal["server", "memory", "file"]
     url: URL | None = None
     path: Path | None = None
+    connect_args: dict = field(default_factory=dict)
 
 
 _SERVER_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg"}
@@ -86,13 +90,38 @@ def parse_url(raw: str) -> Target:
             raise ConfigError(f"{raw!r}: give a data directory, e.g. 'file:./.copilotz/db'")
         return Target("file", path=Path(rest).expanduser().resolve())
     scheme = text.split("://", 1)[0] if "://" in text else ""
+    shown = _redact(text)
     if scheme not in _SERVER_SCHEMES:
         raise ConfigError(
-            f"unsupported database URL {raw!r}: use ':memory:', 'file:PATH', "
+            f"unsupported database URL {shown!r}: use ':memory:', 'file:PATH', "
             "'postgres://…', 'postgresql://…' or 'postgresql+asyncpg://…'"
         )
     try:
         url = make_url(text)
+        url.port  # noqa: B018 - parses the port
     except (ArgumentError, ValueError) as exc:
-        raise ConfigError(f"malformed database URL {raw!r}: {exc}") from exc
-    return Target("server", url=url.set(drivername="postgresql+asyncpg"))
+        raise ConfigError(f"malformed database URL {shown!r}: {_redact(str(exc))}") from None
+    query = dict(url.query)
+    connect_args: dict[str, object] = {}
+    if "sslmode" in query:
+        connect_args["ssl"] = query.pop("sslmode")  # asyncpg takes libpq's sslmode values
+    if "connect_timeout" in query:
+        try:
+            connect_args["timeout"] = float(query.pop("connect_timeout"))
+        except ValueError:
+            raise ConfigError(f"connect_timeout in {shown!r} must be a number of seconds") from None
+    if "application_name" in query:
+        connect_args["server_settings"] = {"application_name": query.pop("application_name")}
+    unknown = sorted(set(query) - {"host", "port"})
+    if unknown:
+        raise ConfigError(
+            f"unsupported URL parameter(s) {', '.join(unknown)} in {shown!r}: supported are host, port, "
+            "sslmode, connect_timeout and application_name"
+        )
+    url = url.set(drivername="postgresql+asyncpg", query=query)
+    return Target("server", url=url, connect_args=connect_args)
+
+
+def _redact(text: str) -> str:
+    """The URL with any password replaced, for error messages."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)

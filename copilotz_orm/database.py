@@ -120,6 +120,11 @@ class Database:
                     "or run: copilotz-orm schema provision " + schema
                 )
             else:
+                # Migrated (perhaps by the alembic command): its embedding space must match ours,
+                # and is set up here if the schema has none yet.
+                async with self.engine.begin() as conn:
+                    await conn.execution_options(schema_translate_map=translate_map(schema))
+                    await self._ensure_embedding_space(conn, schema)
                 self._ready.add(schema)
         return schema
 
@@ -127,7 +132,7 @@ class Database:
         """Create `schema` if needed, migrate it to head and set up its embedding space."""
         schema = validate_schema_name(schema)
         with translate_db_errors(f"provisioning schema {schema!r}"):
-            async with self.engine.begin() as conn:
+            async with migrations.run_alone(), self.engine.begin() as conn:
                 await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SCHEMA, func.hashtext(schema))))
                 await conn.execute(CreateSchema(schema, if_not_exists=True))
                 before = await conn.run_sync(migrations.current_revision, schema)
@@ -197,24 +202,33 @@ class Database:
             return await conn.run_sync(_list)
 
     async def warm_cache(self) -> list[str]:
-        """Mark every schema already at the head revision as ready; returns them."""
+        """Mark every schema at the head revision whose embedding space matches this database's
+        embedder as ready (no check on first use); returns them."""
         head = migrations.head_revision()
+        wanted = (self.embedder.name, self.embedder.dimension)
         ready = []
         async with self.engine.connect() as conn:
             for schema in await self.list_schemas():
-                if await conn.run_sync(migrations.current_revision, schema) == head:
-                    ready.append(schema)
+                if await conn.run_sync(migrations.current_revision, schema) != head:
+                    continue
+                await conn.execution_options(schema_translate_map=translate_map(schema))
+                space = (await conn.execute(select(EmbeddingSpace.model, EmbeddingSpace.dimension))).first()
+                if space is not None and tuple(space) == wanted:
+                    ready.append(schema)  # others are checked (and refused) on first use
         self._ready.update(ready)
         return ready
 
-    async def drop_schema(self, schema: str) -> None:
-        """Drop a tenant schema and everything in it."""
+    async def drop_schema(self, schema: str) -> bool:
+        """Drop a tenant schema and everything in it; False if there was no such schema."""
         schema = validate_schema_name(schema)
-        if schema == "public":
+        if schema.lower() == "public":
             raise ConfigError("refusing to drop the public schema")
-        async with self.engine.begin() as conn:
-            await conn.execute(DropSchema(schema, cascade=True, if_exists=True))
         self._ready.discard(schema)
+        async with self.engine.begin() as conn:
+            if not await self._schema_exists(conn, schema):
+                return False
+            await conn.execute(DropSchema(schema, cascade=True))
+        return True
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def close(self) -> None:
@@ -249,7 +263,7 @@ async def create_database(config: DbConfig | None = None, *, engine: AsyncEngine
         else:
             server = await asyncio.to_thread(EmbeddedServer.start, target.kind, target.path)
             url = server.url
-        engine = create_async_engine(url, pool_size=5, max_overflow=10)
+        engine = create_async_engine(url, pool_size=5, max_overflow=10, connect_args=target.connect_args)
     db = Database(config, engine, server, embedder, owns_engine=owns_engine)
     try:
         await _bootstrap(db)

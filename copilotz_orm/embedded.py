@@ -247,6 +247,20 @@ class EmbeddedServer:
         self._clients_lock = clients_lock
         self._closed = False
         atexit.register(self.close)
+        # A forked child must not keep the server alive after we are gone: it drops its copies
+        # of the pipe to the keeper and of the clients lock.
+        os.register_at_fork(after_in_child=self._forget_in_child)
+
+    def _forget_in_child(self) -> None:
+        if self._closed:
+            return  # our handles are closed; their numbers may now belong to other files
+        self._closed = True
+        for handle in (self._watchdog.stdin if self._watchdog else None, self._clients_lock):
+            if handle is not None:
+                try:
+                    os.close(handle.fileno())
+                except (OSError, ValueError):
+                    pass
 
     @property
     def url(self) -> str:
@@ -340,7 +354,8 @@ class EmbeddedServer:
             except OSError:
                 pass
         if self.mode == "memory":
-            self._wait_watchdog(timeout)
+            self._wait_watchdog(min(timeout, 10.0))
+            shutil.rmtree(self.datadir, ignore_errors=True)  # in case the keeper was killed
             return
         # file mode: wait for the server to stop, unless another process still uses it.
         clients_path = self.datadir.parent / f".{self.datadir.name}.clients.lock"
@@ -415,7 +430,7 @@ def _spawn(inst: _Installation, mode: str, datadir: Path, socket_dir: str,
     cmd = [sys.executable, "-I", str(_WATCHDOG), "--mode", mode, "--datadir", str(datadir),
            "--log", str(log)]
     if clients_lock is not None:
-        cmd += ["--clients-lock", str(clients_lock)]
+        cmd += ["--clients-lock", str(clients_lock), "--socket-dir", socket_dir]
     if inst.run_as is not None:
         cmd += ["--uid", str(inst.run_as.uid), "--gid", str(inst.run_as.gid)]
     cmd += ["--", inst.bin("postgres"), "-D", str(datadir), "-k", socket_dir, "-p", str(PORT),

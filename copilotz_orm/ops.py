@@ -7,6 +7,7 @@ schema it names (``schema=``, default: the database's default schema).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -15,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .errors import Conflict, InvalidInput, NodeNotFound
+from .errors import Conflict, DocumentError, InvalidInput, NodeNotFound
 from .models import Document, Edge, Node, new_id
-from .models.graph import CHUNK, ENTITY, HAS_CHUNK, NEXT_CHUNK
+from .models.graph import CHUNK, DOCUMENT, ENTITY, HAS_CHUNK, NEXT_CHUNK
 from .rag import SourceDocument, chunk_words, read_file, read_text
-from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP
+from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, MAX_CHUNK_SIZE
 from .repositories import DocumentRepository, GraphRepository
-from .sanitize import check_vector, clean_json, clean_optional, clean_text
+from .sanitize import (
+    NAME_BYTES, check_vector, clean_json, names, optional, required, similarity, truncate_bytes,
+    whole_number,
+)
 from .schemas import (
     ChunkHit, Direction, DocumentOut, EdgeOut, ImportResult, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
     TraversedNode,
@@ -34,22 +38,19 @@ if TYPE_CHECKING:
 
 _DIRECTIONS = ("out", "in", "both")
 MAX_LIMIT = 1000
+MAX_NODES = 1_000_000
+MAX_QUERY_WORDS = 256
+"""Words of a query the full-text leg reads; longer queries would exhaust the tsquery parser."""
+MAX_QUERY_BYTES = 1_000_000
 IMPORT_BATCH = 5000
 
 
 def _names(value: str | Sequence[str] | None, what: str) -> list[str] | None:
-    if value is None:
-        return None
-    values = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(v, str) and v for v in values):
-        raise InvalidInput(f"{what} must be non-empty strings, got {value!r}")
-    return values
+    return names(value, what)
 
 
 def _required(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
-    return clean_text(value)
+    return required(value, what)
 
 
 def _direction(direction: str) -> None:
@@ -58,9 +59,7 @@ def _direction(direction: str) -> None:
 
 
 def _limit(limit: int) -> int:
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
-    return limit
+    return whole_number(limit, "limit", 1, MAX_LIMIT)
 
 
 class Ops:
@@ -85,22 +84,26 @@ class Ops:
             raise InvalidInput("give exactly one of query= (text) or embedding= (a vector)")
         if embedding is not None:
             return self._vector(embedding)
-        return (await self._embed([_required(query, "query")]))[0]
+        return (await self._embed([required(query, "query", MAX_QUERY_BYTES)]))[0]
 
     # -- nodes and edges -----------------------------------------------------------------------
     def _node_values(self, namespace: str, type: str, name: str, content: str | None = None,
                      embedding: Sequence[float] | None = None, data: dict[str, Any] | None = None,
                      source_type: str | None = None, source_id: str | None = None,
                      id: str | None = None) -> dict[str, Any]:
+        if type in (DOCUMENT, CHUNK):
+            raise InvalidInput(f"nodes of type {type!r} are made by ingestion: use create_document()")
+        if data is not None and not isinstance(data, dict):
+            raise InvalidInput(f"data must be a dict, got {builtins.type(data).__name__}")
         values = {
             "id": _required(id, "id") if id is not None else new_id(),
             "namespace": _required(namespace, "namespace"),
             "type": _required(type, "type"),
-            "name": _required(name, "name"),
-            "content": clean_optional(content),
+            "name": required(name, "name", NAME_BYTES),
+            "content": optional(content, "content"),
             "data": clean_json(data or {}),
-            "source_type": clean_optional(source_type),
-            "source_id": clean_optional(source_id),
+            "source_type": optional(source_type, "source_type", 255),
+            "source_id": optional(source_id, "source_id", NAME_BYTES),
         }
         if embedding is not None:
             values["embedding"] = self._vector(embedding)
@@ -148,6 +151,7 @@ class Ops:
                 raise Conflict(f"a node with one of these ids already exists: {ids[:5]}") from exc
 
     async def get_node_by_id(self, node_id: str, *, schema: str | None = None) -> NodeOut | None:
+        node_id = _required(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).get_node(node_id)
 
@@ -171,14 +175,15 @@ class Ops:
         keys) or replaces it (``"replace"``). ``embed=True`` re-embeds the new content or name."""
         if data_mode not in ("merge", "replace"):
             raise InvalidInput(f"data_mode must be 'merge' or 'replace', got {data_mode!r}")
+        node_id = _required(node_id, "node_id")
         values: dict[str, Any] = {}
         if name is not None:
-            values["name"] = _required(name, "name")
+            values["name"] = required(name, "name", NAME_BYTES)
         if content is not None:
-            values["content"] = clean_text(content)
-        for key, value in (("source_type", source_type), ("source_id", source_id)):
+            values["content"] = optional(content, "content")
+        for key, value, limit in (("source_type", source_type, 255), ("source_id", source_id, NAME_BYTES)):
             if value is not None:
-                values[key] = clean_text(value)
+                values[key] = optional(value, key, limit)
         if embedding is not None:
             values["embedding"] = self._vector(embedding)
         elif embed:
@@ -205,6 +210,7 @@ class Ops:
 
     async def delete_node(self, node_id: str, *, schema: str | None = None) -> bool:
         """Delete a node and its edges (a document also takes its chunks). True if it existed."""
+        node_id = _required(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_nodes(Node.id == node_id) > 0
 
@@ -212,15 +218,18 @@ class Ops:
                                      namespace: str | None = None, schema: str | None = None) -> int:
         """Delete the nodes derived from one source; returns how many nodes went."""
         conditions = [Node.source_type == _required(source_type, "source_type"),
-                      Node.source_id == _required(source_id, "source_id")]
+                      Node.source_id == required(source_id, "source_id", NAME_BYTES)]
         if namespace is not None:
-            conditions.append(Node.namespace == namespace)
+            conditions.append(Node.namespace == _required(namespace, "namespace"))
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_nodes(*conditions)
 
     def _edge_values(self, source_id: str, target_id: str, type: str, data: dict[str, Any] | None = None,
                      weight: float | None = None) -> dict[str, Any]:
-        if weight is not None and (not isinstance(weight, (int, float)) or not math.isfinite(weight)):
+        if data is not None and not isinstance(data, dict):
+            raise InvalidInput(f"edge data must be a dict, got {builtins.type(data).__name__}")
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                                   or not math.isfinite(weight)):
             raise InvalidInput(f"weight must be a finite number, got {weight!r}")
         return {"id": new_id(), "source_id": _required(source_id, "source_id"),
                 "target_id": _required(target_id, "target_id"), "type": _required(type, "type"),
@@ -252,12 +261,14 @@ class Ops:
         return [by_key[(e["source_id"], e["target_id"], e["type"])] for e in edges]
 
     async def delete_edge(self, edge_id: str, *, schema: str | None = None) -> bool:
+        edge_id = _required(edge_id, "edge_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_edges(Edge.id == edge_id) > 0
 
     async def delete_edges_for_node(self, node_id: str, direction: Direction = "both",
                                     types: Sequence[str] | None = None, *, schema: str | None = None) -> int:
         _direction(direction)
+        node_id = _required(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_edges(
                 *GraphRepository.touching(node_id, direction, _names(types, "types")))
@@ -265,6 +276,7 @@ class Ops:
     async def get_edges_for_node(self, node_id: str, direction: Direction = "both",
                                  types: Sequence[str] | None = None, *, schema: str | None = None) -> list[EdgeOut]:
         _direction(direction)
+        node_id = _required(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).edges_for_node(node_id, direction, _names(types, "types"))
 
@@ -274,11 +286,13 @@ class Ops:
                              schema: str | None = None) -> Traversal:
         """Nodes within `max_depth` steps of `node_id` (one recursive CTE, cycle-safe); an
         unknown start node gives an empty result."""
-        if not isinstance(max_depth, int) or not 0 <= max_depth <= MAX_DEPTH:
-            raise InvalidInput(f"max_depth must be an integer from 0 to {MAX_DEPTH}, got {max_depth!r}")
+        node_id = _required(node_id, "node_id")
+        whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
         _direction(direction)
-        if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
-            raise InvalidInput(f"max_nodes must be a positive integer, got {max_nodes!r}")
+        if max_nodes is not None:
+            whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
+        if namespace is not None:
+            namespace = _required(namespace, "namespace")
         async with self._session(schema) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
@@ -301,7 +315,7 @@ class Ops:
             return await GraphRepository(s).nearest(
                 vector, self._db.embedder.dimension, limit=_limit(limit),
                 namespaces=_names(namespace, "namespace"), types=_names(type, "type"),
-                min_similarity=min_similarity)
+                min_similarity=similarity(min_similarity, "min_similarity"))
 
     async def import_edge_list(self, pairs: Iterable[tuple[str, str]], *, namespace: str,
                                edge_type: str = "RELATED_TO", node_type: str = ENTITY,
@@ -311,11 +325,16 @@ class Ops:
         ``<token>``) and a directed edge per distinct pair, in one transaction; rows already
         there are kept. Returns the counts, in all and new."""
         namespace = _required(namespace, "namespace")
+        if ":" in namespace:
+            raise InvalidInput("an import namespace must not contain ':' (node ids are <namespace>:<token>)")
         edge_type = _required(edge_type, "edge_type")
+        node_type = _required(node_type, "node_type")
         edges: list[tuple[str, str]] = []
         tokens: dict[str, None] = {}
-        for a, b in pairs:
-            a, b = _required(a, "node id"), _required(b, "node id")
+        for pair in pairs:
+            if isinstance(pair, (str, bytes)) or len(pair) != 2:
+                raise InvalidInput(f"each edge must be a (source, target) pair, got {pair!r}")
+            a, b = _required(pair[0], "node id"), _required(pair[1], "node id")
             edges.append((a, b))
             tokens.setdefault(a)
             tokens.setdefault(b)
@@ -341,6 +360,9 @@ class Ops:
     async def resolve_node(self, ref: str, *, namespace: str | None = None,
                            schema: str | None = None) -> NodeOut | None:
         """A node by id, else (with `namespace`) by ``<namespace>:<ref>`` or by name."""
+        ref = _required(ref, "node reference")
+        if namespace is not None:
+            namespace = _required(namespace, "namespace")
         async with self._session(schema) as s:
             repo = GraphRepository(s)
             node = await repo.get_node(ref)
@@ -365,7 +387,8 @@ class Ops:
     async def ingest_file(self, path: str | Path, *, namespace: str, schema: str | None = None,
                           **chunking: int) -> IngestResult:
         """Read, chunk, embed and store a text file (see :meth:`ingest_document`)."""
-        return await self.ingest_document(read_file(path), namespace=namespace, schema=schema, **chunking)
+        source = await asyncio.to_thread(read_file, path)  # file reads must not stall the event loop
+        return await self.ingest_document(source, namespace=namespace, schema=schema, **chunking)
 
     async def ingest_text(self, text: str, *, namespace: str, title: str | None = None,
                           source_uri: str | None = None, schema: str | None = None,
@@ -379,10 +402,14 @@ class Ops:
         """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
         edges in one transaction. The same content in the same namespace is stored once."""
         namespace = _required(namespace, "namespace")
+        whole_number(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
+        whole_number(chunk_overlap, "chunk_overlap", 0, chunk_size - 1)
         try:
             spans = chunk_words(source.text, chunk_size, chunk_overlap)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
+        if source.source_uri is not None and len(source.source_uri.encode()) > NAME_BYTES:
+            raise DocumentError(f"the source path is longer than {NAME_BYTES} bytes")
         content_hash = source.content_hash
         async with self._session(schema) as s:
             existing = await DocumentRepository(s).by_hash(namespace, content_hash)
@@ -392,7 +419,7 @@ class Ops:
         vectors = await self._embed([span.text for span in spans])
         doc_id = new_id()
         document = Document(
-            id=doc_id, namespace=namespace, name=source.title, title=source.title,
+            id=doc_id, namespace=namespace, name=truncate_bytes(source.title, NAME_BYTES), title=source.title,
             source_type="file" if source.source_uri else "text", source_id=source.source_uri,
             source_uri=source.source_uri, mime_type=source.mime_type, content_hash=content_hash,
             status="indexed", chunk_count=len(spans), data={"header": source.header} if source.header else {},
@@ -440,14 +467,15 @@ class Ops:
             if embedding is not None:
                 raise InvalidInput("mode 'text' takes no embedding")
             vector = None
-            query = _required(query, "query")
         else:
             vector = await self._query_vector(query if embedding is None else None, embedding)
-            query = clean_optional(query)
+        if query is not None:
+            query = " ".join(required(query, "query", MAX_QUERY_BYTES).split()[:MAX_QUERY_WORDS])
         async with self._session(schema) as s:
             return await DocumentRepository(s).search_chunks(
                 mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
-                limit=_limit(limit), namespaces=_names(namespace, "namespace"), min_similarity=threshold)
+                limit=_limit(limit), namespaces=_names(namespace, "namespace"),
+                min_similarity=similarity(threshold, "threshold"))
 
     async def get_namespace_stats(self, *, schema: str | None = None) -> list[NamespaceStats]:
         async with self._session(schema) as s:

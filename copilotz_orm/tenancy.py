@@ -11,13 +11,13 @@ import re
 from .errors import InvalidSchemaName
 from .models.base import PLACEHOLDER_SCHEMA
 
-_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,62}")
 _SYSTEM = {"information_schema", "pg_catalog", "pg_toast", PLACEHOLDER_SCHEMA}
 
 
 def validate_schema_name(name: object) -> str:
     """Return `name` if it is a safe tenant schema name, else raise :class:`InvalidSchemaName`."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):  # fullmatch: '$' would allow a final newline
         raise InvalidSchemaName(
             f"invalid schema name {name!r}: use 1-63 letters, digits or underscores, "
             "not starting with a digit"

@@ -7,7 +7,9 @@ the tenant inside the migration transaction.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from pathlib import Path
 
 from alembic import command
@@ -20,7 +22,20 @@ from ..tenancy import validate_schema_name
 
 VERSION_TABLE = "copilotz_alembic_version"
 SCRIPT_LOCATION = str(Path(__file__).parent)
-_alembic_lock = threading.Lock()  # alembic's command/env loading is process-global state
+# Alembic keeps its running context in module globals, so one migration runs at a time per
+# process. Threads wait on the threading lock; coroutines of one event loop must not (a blocked
+# loop never lets the holder finish), so they queue on an asyncio lock first: see run_alone().
+_alembic_lock = threading.Lock()
+_loop_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def run_alone() -> asyncio.Lock:
+    """The asyncio lock every coroutine of the running loop holds around a migration."""
+    loop = asyncio.get_running_loop()
+    lock = _loop_locks.get(loop)
+    if lock is None:
+        lock = _loop_locks[loop] = asyncio.Lock()
+    return lock
 
 
 def alembic_config(connection: Connection | None = None, schema: str | None = None) -> Config:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import mimetypes
 import re
 from html.parser import HTMLParser
@@ -107,7 +108,11 @@ def html_to_text(markup: str) -> tuple[str, str]:
 def read_text(text: str, *, title: str | None = None, source_uri: str | None = None,
               mime_type: str = "text/plain") -> SourceDocument:
     """Clean text (HTML reduced to its visible text) with a title and a content hash."""
+    if not isinstance(text, str):
+        raise DocumentError(f"document text must be a string, got {type(text).__name__}")
     text = clean_text(text)
+    title = clean_text(title) if isinstance(title, str) and title.strip() else None
+    source_uri = clean_text(str(source_uri)) if source_uri is not None else None
     if mime_type == "text/html":
         text, html_title = html_to_text(text)
         title = title or html_title or None
@@ -120,8 +125,12 @@ def read_text(text: str, *, title: str | None = None, source_uri: str | None = N
 
 def read_file(path: str | Path) -> SourceDocument:
     """Read a UTF-8 text file. Empty, binary and unreadable files raise :class:`DocumentError`."""
+    if not isinstance(path, (str, os.PathLike)) or "\x00" in str(path):
+        raise DocumentError(f"not a file path: {path!r}")
     path = Path(path)
     try:
+        if not path.is_file():
+            raise DocumentError(f"{path} is not a regular file (a folder, device, pipe or missing)")
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise DocumentError(f"{path}: {size} bytes is over the {MAX_BYTES // (1024 * 1024)} MB limit")
@@ -139,4 +148,5 @@ def read_file(path: str | Path) -> SourceDocument:
             f"{path} is not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8 first"
         ) from None
     mime = mimetypes.guess_type(path.name)[0] or ("text/x-rst" if path.suffix == ".rst" else "text/plain")
-    return read_text(text, source_uri=str(path.resolve()), mime_type=mime)
+    # os.fsdecode keeps undecodable file-name bytes as surrogates; read_text replaces them.
+    return read_text(text, source_uri=os.fsdecode(path.resolve()), mime_type=mime)

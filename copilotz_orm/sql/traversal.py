@@ -22,14 +22,17 @@ MAX_DEPTH = 10
 NODE_COLUMNS = [c for c in Node.__table__.c if c.key not in ("embedding", "search_text")]
 
 
-def _steps(direction: Direction, edge_types: Sequence[str] | None) -> Subquery:
-    """Edges as (a -> b) steps in the walking direction, with the edge's own columns."""
+def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: str | None = None) -> Subquery:
+    """Edges as (a -> b) steps in the walking direction, with the edge's own columns. With a
+    namespace, only steps onto nodes of that namespace: the walk never passes through others."""
 
     def oriented(a, b):
         stmt = select(a.label("a"), b.label("b"), Edge.id, Edge.source_id, Edge.target_id,
                       Edge.type, Edge.data, Edge.weight, Edge.created_at)
         if edge_types:
             stmt = stmt.where(Edge.type.in_(list(edge_types)))
+        if namespace is not None:
+            stmt = stmt.join(Node.__table__, Node.id == b).where(Node.namespace == namespace)
         return stmt
 
     if direction == "out":
@@ -49,7 +52,7 @@ def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
         seed = seed.where(Node.namespace == namespace)
     walk = seed.cte("walk", recursive=True)
     prev = walk.alias("prev")
-    steps = _steps(direction, edge_types)
+    steps = _steps(direction, edge_types, namespace)
     walk = walk.union(
         select(steps.c.b, prev.c.depth + 1)
         .select_from(prev.join(steps, steps.c.a == prev.c.node_id))
@@ -62,7 +65,7 @@ def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
     # The parent's depth comes from a one-row map, not a second join with `best`: PostgreSQL
     # cannot estimate CTE sizes and would join the two copies of `best` first (a cross product).
     depths = select(func.jsonb_object_agg(best.c.node_id, best.c.depth, type_=JSONB).label("m")).cte("depths")
-    into = _steps(direction, edge_types)
+    into = _steps(direction, edge_types, namespace)
     child = best.alias("child")
     via = (
         select(into.c.b.label("node_id"), func.json_agg(func.json_build_object(

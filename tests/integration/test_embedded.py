@@ -142,3 +142,53 @@ def test_root_home_permissions_unchanged():
     server = EmbeddedServer.start("memory")
     server.close()
     assert home.stat().st_mode == before
+
+
+def test_forked_child_does_not_keep_a_killed_hosts_server_alive():
+    code = (
+        "import os, sys, time, json\n"
+        "from copilotz_orm.embedded import EmbeddedServer\n"
+        "s = EmbeddedServer.start('memory')\n"
+        "if os.fork() == 0:\n"
+        "    time.sleep(60); os._exit(0)\n"
+        "print(json.dumps({'pid': s.pid}), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    info = json.loads(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    try:
+        assert wait_gone(info["pid"], 10), "a forked child kept the server alive"
+    finally:
+        subprocess.run(["pkill", "-f", "time.sleep\\(60\\); os._exit"], check=False)
+
+
+def test_stale_ready_pid_file_is_not_taken_for_a_started_server():
+    path = open_dir() / "db"
+    proc, info = hold("file", path)
+    # crash everything at once: host, keeper and postmaster (OOM killer, container kill)
+    keeper = int(subprocess.run(["pgrep", "-f", f"_watchdog.py --mode file --datadir {path}"],
+                                capture_output=True, text=True).stdout.split()[0])
+    for pid in (proc.pid, keeper, info["pid"]):
+        os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    assert wait_gone(info["pid"])
+    assert (path / "postmaster.pid").exists()  # stale, still saying "ready"
+    again, info2 = hold("file", path)
+    try:
+        import asyncpg
+
+        async def ping():
+            conn = await asyncpg.connect(info2["url"].replace("postgresql+asyncpg", "postgresql"))
+            try:
+                return await conn.fetchval("select 1")
+            finally:
+                await conn.close()
+
+        assert asyncio.run(ping()) == 1
+    finally:
+        again.stdin.write("close\n")
+        again.stdin.flush()
+        again.wait(10)
+    assert wait_gone(info2["pid"])

@@ -130,3 +130,17 @@ async def test_hybrid_property_collection_matches_in_python_and_sql(db, ns):
                                                                Node.collection == "books"))).scalars().all()
     assert {n.name: n.collection for n in rows} == in_sql == {"b1": "books", "e1": None}
     assert only_books == ["b1"]
+
+
+async def test_namespace_confines_the_walk(db, ns):
+    other = ns + "_other"
+    a, b = await chain(db, ns, ["a", "b"])
+    o = await db.ops.create_node(namespace=other, type="entity", name="o")
+    c = await db.ops.create_node(namespace=ns, type="entity", name="c")
+    await db.ops.create_edges([{"source_id": b.id, "target_id": o.id, "type": "RELATED_TO"},
+                               {"source_id": o.id, "target_id": c.id, "type": "RELATED_TO"}])
+    inside = await db.ops.traverse_graph(a.id, max_depth=5, direction="out", namespace=ns)
+    assert inside.node_ids() == {a.id, b.id}
+    assert all(e.target_id in inside.node_ids() for e in inside.edges)
+    anywhere = await db.ops.traverse_graph(a.id, max_depth=5, direction="out")
+    assert anywhere.node_ids() == {a.id, b.id, o.id, c.id}

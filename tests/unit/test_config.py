@@ -47,3 +47,24 @@ def test_env_url(monkeypatch):
     assert DbConfig().resolved_url() == "file:/tmp/x"
     monkeypatch.delenv("COPILOTZ_DATABASE_URL")
     assert DbConfig().resolved_url() == ":memory:"
+
+
+def test_libpq_parameters_map_to_asyncpg_and_unknown_ones_are_refused():
+    target = parse_url("postgresql://u:pw@h/d?sslmode=require&connect_timeout=3&application_name=x")
+    assert target.connect_args == {"ssl": "require", "timeout": 3.0,
+                                   "server_settings": {"application_name": "x"}}
+    with pytest.raises(ConfigError, match="unsupported URL parameter"):
+        parse_url("postgresql://u@h/d?foo=1")
+
+
+@pytest.mark.parametrize("raw", ["postgresq://admin:S3cretPW@host/prod", "postgresql://admin:S3cretPW@[::1/prod",
+                                 "postgresql://admin:S3cretPW@h/d?foo=1"])
+def test_passwords_never_appear_in_errors(raw):
+    with pytest.raises(ConfigError) as info:
+        parse_url(raw)
+    assert "S3cretPW" not in str(info.value)
+
+
+def test_empty_url_is_an_error_not_memory():
+    with pytest.raises(ConfigError):
+        parse_url(DbConfig(url="").resolved_url())

@@ -20,3 +20,9 @@ def test_invalid(name):
 
 def test_translate_map_targets_placeholder():
     assert translate_map("acme") == {"copilotz": "acme"}
+
+
+@pytest.mark.parametrize("name", ["public\n", "acme\n", "acme\r", " acme", "acme "])
+def test_no_trailing_or_leading_whitespace(name):
+    with pytest.raises(InvalidSchemaName):
+        validate_schema_name(name)

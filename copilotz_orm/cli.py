@@ -144,7 +144,9 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]
 @_run(writes=True)
 async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns: tuple[str, ...],
                  as_json: bool) -> None:
-    """Chunk, embed and store text files (folders are searched recursively)."""
+    """Chunk, embed and store text files (folders are searched recursively).
+
+    A file that cannot be read is reported and skipped; the exit status is then 1."""
     files = list(_files(paths, patterns))
     new, duplicate, failed = 0, 0, []
     chunks = 0
@@ -164,11 +166,13 @@ async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns
     summary = {"files": len(files), "new": new, "duplicate": duplicate, "failed": failed, "chunks": chunks}
     if as_json:
         out.print_json(json.dumps(summary))
-        return
-    out.print(f"{len(files)} files: {new} new ({chunks} chunks), {duplicate} already stored, "
-              f"{len(failed)} failed")
-    for f in failed:
-        out.print(f"  failed: {f['error']}", highlight=False)
+    else:
+        out.print(f"{len(files)} files: {new} new ({chunks} chunks), {duplicate} already stored, "
+                  f"{len(failed)} failed")
+        for f in failed:
+            out.print(f"  failed: {f['error']}", highlight=False)
+    if failed:
+        sys.exit(1)  # the rest was ingested; scripts still learn that something was not
 
 
 @main.command()

@@ -69,6 +69,7 @@ class Target:
 
 
 _SERVER_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg"}
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def parse_url(raw: str) -> Target:
@@ -104,7 +105,12 @@ def parse_url(raw: str) -> Target:
     query = dict(url.query)
     connect_args: dict[str, object] = {}
     if "sslmode" in query:
-        connect_args["ssl"] = query.pop("sslmode")  # asyncpg takes libpq's sslmode values
+        sslmode = query.pop("sslmode")
+        if sslmode not in _SSLMODES:
+            raise ConfigError(f"sslmode in {shown!r} must be one of {', '.join(_SSLMODES)}")
+        connect_args["ssl"] = sslmode  # asyncpg takes libpq's sslmode values
+    if "port" in query and not str(query["port"]).isdigit():
+        raise ConfigError(f"port in {shown!r} must be a number")
     if "connect_timeout" in query:
         try:
             connect_args["timeout"] = float(query.pop("connect_timeout"))

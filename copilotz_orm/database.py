@@ -59,6 +59,7 @@ class Database:
         self.embedder = embedder
         self.metrics = Metrics()
         self._owns_engine = owns_engine
+        self._embedder_given = False  # set by create_database when the caller passed one
         self._ready: set[str] = set()
         self._schema_lock = asyncio.Lock()
         self._closed = False
@@ -171,8 +172,8 @@ class Database:
             )
 
     def _adopts_recorded_model(self, schema: str) -> bool:
-        return (self.config.embedding.model is None and schema == self.config.default_schema
-                and not self._ready)
+        return (self.config.embedding.model is None and not self._embedder_given
+                and schema == self.config.default_schema and not self._ready)
 
     async def _is_current(self, schema: str) -> bool:
         async with self.engine.connect() as conn:
@@ -253,6 +254,7 @@ async def create_database(config: DbConfig | None = None, *, engine: AsyncEngine
     create the extensions, and provision the default schema (when auto-provisioning)."""
     config = config or DbConfig(**kwargs)
     validate_schema_name(config.default_schema)  # before any server is started or SQL runs
+    embedder_given = embedder is not None
     embedder = embedder or embedder_for(config.embedding)
     server = None
     owns_engine = engine is None
@@ -265,6 +267,7 @@ async def create_database(config: DbConfig | None = None, *, engine: AsyncEngine
             url = server.url
         engine = create_async_engine(url, pool_size=5, max_overflow=10, connect_args=target.connect_args)
     db = Database(config, engine, server, embedder, owns_engine=owns_engine)
+    db._embedder_given = embedder_given
     try:
         await _bootstrap(db)
         if config.auto_provision_schema:

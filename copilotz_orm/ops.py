@@ -53,6 +53,20 @@ def _required(value: Any, what: str) -> str:
     return required(value, what)
 
 
+_NODE_FIELDS = ("namespace", "type", "name", "content", "embedding", "data", "source_type", "source_id", "id")
+_EDGE_FIELDS = ("source_id", "target_id", "type", "data", "weight")
+
+
+def _known_fields(item: dict, fields: tuple[str, ...], where: str) -> None:
+    unknown = sorted(str(k) for k in set(item) - set(fields))
+    missing = [f for f in fields[:3] if f not in item]
+    if unknown or missing:
+        raise InvalidInput(f"{where}: " + "; ".join(
+            ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])
+            + ([f"missing {', '.join(missing)}"] if missing else []))
+            + f" (fields: {', '.join(fields)})")
+
+
 def _direction(direction: str) -> None:
     if direction not in _DIRECTIONS:
         raise InvalidInput(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
@@ -132,11 +146,9 @@ class Ops:
         rows = []
         for i, node in enumerate(nodes):
             if not isinstance(node, dict):
-                raise InvalidInput(f"nodes[{i}] must be a dict of node fields, got {type(node).__name__}")
-            try:
-                rows.append(self._node_values(**node))
-            except TypeError as exc:
-                raise InvalidInput(f"nodes[{i}]: {exc}") from None
+                raise InvalidInput(f"nodes[{i}] must be a dict of node fields, got {builtins.type(node).__name__}")
+            _known_fields(node, _NODE_FIELDS, f"nodes[{i}]")
+            rows.append(self._node_values(**node))
         if not rows:
             return []
         ids = [r["id"] for r in rows]
@@ -160,6 +172,8 @@ class Ops:
                                      schema: str | None = None) -> NodePage:
         """A page of a namespace's nodes in creation order; pass ``next_cursor`` back for more."""
         namespace = _required(namespace, "namespace")
+        if cursor is not None:
+            cursor = _required(cursor, "cursor")
         async with self._session(schema) as s:
             items = await GraphRepository(s).list_nodes(namespace, _names(type, "type"), _limit(limit) + 1, cursor)
         more = len(items) > limit
@@ -245,20 +259,21 @@ class Ops:
     async def create_edges(self, edges: Sequence[dict[str, Any]], *, schema: str | None = None) -> list[EdgeOut]:
         """Create many edges in one statement (all or none); repeats are one edge."""
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        keys = []  # per input edge, its (cleaned) key
         for i, edge in enumerate(edges):
             if not isinstance(edge, dict):
-                raise InvalidInput(f"edges[{i}] must be a dict of edge fields, got {type(edge).__name__}")
-            try:
-                row = self._edge_values(**edge)
-            except TypeError as exc:
-                raise InvalidInput(f"edges[{i}]: {exc}") from None
-            rows.setdefault((row["source_id"], row["target_id"], row["type"]), row)
+                raise InvalidInput(f"edges[{i}] must be a dict of edge fields, got {builtins.type(edge).__name__}")
+            _known_fields(edge, _EDGE_FIELDS, f"edges[{i}]")
+            row = self._edge_values(**edge)
+            key = (row["source_id"], row["target_id"], row["type"])
+            rows.setdefault(key, row)
+            keys.append(key)
         if not rows:
             return []
         async with self._session(schema) as s:
             created = await GraphRepository(s).create_edges(list(rows.values()))
         by_key = {(e.source_id, e.target_id, e.type): e for e in created}
-        return [by_key[(e["source_id"], e["target_id"], e["type"])] for e in edges]
+        return [by_key[key] for key in keys]
 
     async def delete_edge(self, edge_id: str, *, schema: str | None = None) -> bool:
         edge_id = _required(edge_id, "edge_id")
@@ -359,16 +374,20 @@ class Ops:
 
     async def resolve_node(self, ref: str, *, namespace: str | None = None,
                            schema: str | None = None) -> NodeOut | None:
-        """A node by id, else (with `namespace`) by ``<namespace>:<ref>`` or by name."""
+        """A node by id; with `namespace`, only a node of that namespace: by ``<namespace>:<ref>``,
+        by id, or by name."""
         ref = _required(ref, "node reference")
         if namespace is not None:
             namespace = _required(namespace, "namespace")
         async with self._session(schema) as s:
             repo = GraphRepository(s)
-            node = await repo.get_node(ref)
-            if node is None and namespace:
-                node = await repo.get_node(f"{namespace}:{ref}") or await repo.find_node(namespace, ref)
-            return node
+            if namespace is None:
+                return await repo.get_node(ref)
+            # Within a namespace: its imported id, then the id itself, then the name.
+            for candidate in (await repo.get_node(f"{namespace}:{ref}"), await repo.get_node(ref)):
+                if candidate is not None and candidate.namespace == namespace:
+                    return candidate
+            return await repo.find_node(namespace, ref)
 
     # -- documents -----------------------------------------------------------------------------
     async def create_document(self, source: str | Path | None = None, *, namespace: str,
@@ -449,6 +468,7 @@ class Ops:
         return IngestResult(document=stored, created=True)
 
     async def get_document_by_id(self, document_id: str, *, schema: str | None = None) -> DocumentOut | None:
+        document_id = _required(document_id, "document_id")
         async with self._session(schema) as s:
             return await DocumentRepository(s).get(document_id)
 

@@ -123,6 +123,8 @@ def check_vector(vector: Any, dimension: int, model: str) -> list[float]:
             and not hasattr(vector, "tolist"):
         raise InvalidInput(f"an embedding must be a sequence of numbers, got {type(vector).__name__}")
     try:
+        if any(isinstance(x, (bool, str, bytes)) for x in vector):
+            raise TypeError("booleans and strings are not vector components")
         values = [float(x) for x in vector]
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"an embedding must be a sequence of numbers: {exc}") from None

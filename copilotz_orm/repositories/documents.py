@@ -41,8 +41,8 @@ class DocumentRepository:
 
     async def search_chunks(self, **options: Any) -> list[ChunkHit]:
         if options["mode"] != "text":
-            settings = search_sql.hnsw_settings(search_sql.candidates(options["mode"], options["limit"]),
-                                                bool(options.get("namespaces")))
+            # Always filtered: only nodes that are chunks count, whatever else has embeddings.
+            settings = search_sql.hnsw_settings(search_sql.candidates(options["mode"], options["limit"]), True)
             if settings is not None:
                 await self.session.execute(settings)
         rows = (await self.session.execute(search_sql.search_chunks(**options))).mappings()

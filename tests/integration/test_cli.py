@@ -42,12 +42,14 @@ def test_ingest_search_stats_and_reingest(workdir):
         shutil.copy(peps / name, folder / name)
     (folder / "empty.txt").write_text("")
     (folder / "blob.txt").write_bytes(b"\x00\x01\x02binary")
-    first = json.loads(run(workdir, "ingest", str(folder), "-n", "peps", "--json").stdout)
+    partly = run(workdir, "ingest", str(folder), "-n", "peps", "--json", ok=False)
+    assert partly.returncode == 1  # two files failed; the rest went in
+    first = json.loads(partly.stdout)
     assert first["new"] == 3 and first["duplicate"] == 0
     assert sorted(Path(f["path"]).name for f in first["failed"]) == ["blob.txt", "empty.txt"]
     assert (workdir / ".copilotz" / "db" / "PG_VERSION").exists()
 
-    again = json.loads(run(workdir, "ingest", str(folder), "-n", "peps", "--json").stdout)
+    again = json.loads(run(workdir, "ingest", str(folder), "-n", "peps", "--json", ok=False).stdout)
     assert again["new"] == 0 and again["duplicate"] == 3
 
     hits = json.loads(run(workdir, "search", "Beautiful is better than ugly", "-n", "peps", "--json").stdout)

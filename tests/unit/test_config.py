@@ -68,3 +68,9 @@ def test_passwords_never_appear_in_errors(raw):
 def test_empty_url_is_an_error_not_memory():
     with pytest.raises(ConfigError):
         parse_url(DbConfig(url="").resolved_url())
+
+
+@pytest.mark.parametrize("raw", ["postgresql://u@h/d?sslmode=bogus", "postgresql://u@h/d?host=/tmp&port=x"])
+def test_bad_url_parameter_values(raw):
+    with pytest.raises(ConfigError):
+        parse_url(raw)

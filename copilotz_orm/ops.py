@@ -45,14 +45,6 @@ MAX_QUERY_BYTES = 1_000_000
 IMPORT_BATCH = 5000
 
 
-def _names(value: str | Sequence[str] | None, what: str) -> list[str] | None:
-    return names(value, what)
-
-
-def _required(value: Any, what: str) -> str:
-    return required(value, what)
-
-
 _NODE_FIELDS = ("namespace", "type", "name", "content", "embedding", "data", "source_type", "source_id", "id")
 _EDGE_FIELDS = ("source_id", "target_id", "type", "data", "weight")
 
@@ -110,9 +102,9 @@ class Ops:
         if data is not None and not isinstance(data, dict):
             raise InvalidInput(f"data must be a dict, got {builtins.type(data).__name__}")
         values = {
-            "id": _required(id, "id") if id is not None else new_id(),
-            "namespace": _required(namespace, "namespace"),
-            "type": _required(type, "type"),
+            "id": required(id, "id") if id is not None else new_id(),
+            "namespace": required(namespace, "namespace"),
+            "type": required(type, "type"),
             "name": required(name, "name", NAME_BYTES),
             "content": optional(content, "content"),
             "data": clean_json(data or {}),
@@ -163,7 +155,7 @@ class Ops:
                 raise Conflict(f"a node with one of these ids already exists: {ids[:5]}") from exc
 
     async def get_node_by_id(self, node_id: str, *, schema: str | None = None) -> NodeOut | None:
-        node_id = _required(node_id, "node_id")
+        node_id = required(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).get_node(node_id)
 
@@ -171,11 +163,11 @@ class Ops:
                                      limit: int = 100, cursor: str | None = None,
                                      schema: str | None = None) -> NodePage:
         """A page of a namespace's nodes in creation order; pass ``next_cursor`` back for more."""
-        namespace = _required(namespace, "namespace")
+        namespace = required(namespace, "namespace")
         if cursor is not None:
-            cursor = _required(cursor, "cursor")
+            cursor = required(cursor, "cursor")
         async with self._session(schema) as s:
-            items = await GraphRepository(s).list_nodes(namespace, _names(type, "type"), _limit(limit) + 1, cursor)
+            items = await GraphRepository(s).list_nodes(namespace, names(type, "type"), _limit(limit) + 1, cursor)
         more = len(items) > limit
         items = items[:limit]
         return NodePage(items=items, next_cursor=items[-1].id if more else None)
@@ -189,7 +181,7 @@ class Ops:
         keys) or replaces it (``"replace"``). ``embed=True`` re-embeds the new content or name."""
         if data_mode not in ("merge", "replace"):
             raise InvalidInput(f"data_mode must be 'merge' or 'replace', got {data_mode!r}")
-        node_id = _required(node_id, "node_id")
+        node_id = required(node_id, "node_id")
         values: dict[str, Any] = {}
         if name is not None:
             values["name"] = required(name, "name", NAME_BYTES)
@@ -224,17 +216,17 @@ class Ops:
 
     async def delete_node(self, node_id: str, *, schema: str | None = None) -> bool:
         """Delete a node and its edges (a document also takes its chunks). True if it existed."""
-        node_id = _required(node_id, "node_id")
+        node_id = required(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_nodes(Node.id == node_id) > 0
 
     async def delete_nodes_by_source(self, source_type: str, source_id: str, *,
                                      namespace: str | None = None, schema: str | None = None) -> int:
         """Delete the nodes derived from one source; returns how many nodes went."""
-        conditions = [Node.source_type == _required(source_type, "source_type"),
+        conditions = [Node.source_type == required(source_type, "source_type"),
                       Node.source_id == required(source_id, "source_id", NAME_BYTES)]
         if namespace is not None:
-            conditions.append(Node.namespace == _required(namespace, "namespace"))
+            conditions.append(Node.namespace == required(namespace, "namespace"))
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_nodes(*conditions)
 
@@ -245,8 +237,8 @@ class Ops:
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
                                    or not math.isfinite(weight)):
             raise InvalidInput(f"weight must be a finite number, got {weight!r}")
-        return {"id": new_id(), "source_id": _required(source_id, "source_id"),
-                "target_id": _required(target_id, "target_id"), "type": _required(type, "type"),
+        return {"id": new_id(), "source_id": required(source_id, "source_id"),
+                "target_id": required(target_id, "target_id"), "type": required(type, "type"),
                 "data": clean_json(data or {}), "weight": weight}
 
     async def create_edge(self, *, source_id: str, target_id: str, type: str,
@@ -276,24 +268,24 @@ class Ops:
         return [by_key[key] for key in keys]
 
     async def delete_edge(self, edge_id: str, *, schema: str | None = None) -> bool:
-        edge_id = _required(edge_id, "edge_id")
+        edge_id = required(edge_id, "edge_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_edges(Edge.id == edge_id) > 0
 
     async def delete_edges_for_node(self, node_id: str, direction: Direction = "both",
                                     types: Sequence[str] | None = None, *, schema: str | None = None) -> int:
         _direction(direction)
-        node_id = _required(node_id, "node_id")
+        node_id = required(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_edges(
-                *GraphRepository.touching(node_id, direction, _names(types, "types")))
+                *GraphRepository.touching(node_id, direction, names(types, "types")))
 
     async def get_edges_for_node(self, node_id: str, direction: Direction = "both",
                                  types: Sequence[str] | None = None, *, schema: str | None = None) -> list[EdgeOut]:
         _direction(direction)
-        node_id = _required(node_id, "node_id")
+        node_id = required(node_id, "node_id")
         async with self._session(schema) as s:
-            return await GraphRepository(s).edges_for_node(node_id, direction, _names(types, "types"))
+            return await GraphRepository(s).edges_for_node(node_id, direction, names(types, "types"))
 
     async def traverse_graph(self, node_id: str, edge_types: Sequence[str] | None = None,
                              max_depth: int = 2, *, direction: Direction = "both",
@@ -301,17 +293,17 @@ class Ops:
                              schema: str | None = None) -> Traversal:
         """Nodes within `max_depth` steps of `node_id` (one recursive CTE, cycle-safe); an
         unknown start node gives an empty result."""
-        node_id = _required(node_id, "node_id")
+        node_id = required(node_id, "node_id")
         whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
         _direction(direction)
         if max_nodes is not None:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
         if namespace is not None:
-            namespace = _required(namespace, "namespace")
+            namespace = required(namespace, "namespace")
         async with self._session(schema) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
-                edge_types=_names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
+                edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
 
     async def find_related_nodes(self, node_id: str, depth: int = 1, *,
                                  edge_types: Sequence[str] | None = None,
@@ -329,7 +321,7 @@ class Ops:
         async with self._session(schema) as s:
             return await GraphRepository(s).nearest(
                 vector, self._db.embedder.dimension, limit=_limit(limit),
-                namespaces=_names(namespace, "namespace"), types=_names(type, "type"),
+                namespaces=names(namespace, "namespace"), types=names(type, "type"),
                 min_similarity=similarity(min_similarity, "min_similarity"))
 
     async def import_edge_list(self, pairs: Iterable[tuple[str, str]], *, namespace: str,
@@ -339,17 +331,17 @@ class Ops:
         """Load an edge list: a node per distinct id (id ``<namespace>:<token>``, name
         ``<token>``) and a directed edge per distinct pair, in one transaction; rows already
         there are kept. Returns the counts, in all and new."""
-        namespace = _required(namespace, "namespace")
+        namespace = required(namespace, "namespace")
         if ":" in namespace:
             raise InvalidInput("an import namespace must not contain ':' (node ids are <namespace>:<token>)")
-        edge_type = _required(edge_type, "edge_type")
-        node_type = _required(node_type, "node_type")
+        edge_type = required(edge_type, "edge_type")
+        node_type = required(node_type, "node_type")
         edges: list[tuple[str, str]] = []
         tokens: dict[str, None] = {}
         for pair in pairs:
             if isinstance(pair, (str, bytes)) or len(pair) != 2:
                 raise InvalidInput(f"each edge must be a (source, target) pair, got {pair!r}")
-            a, b = _required(pair[0], "node id"), _required(pair[1], "node id")
+            a, b = required(pair[0], "node id"), required(pair[1], "node id")
             edges.append((a, b))
             tokens.setdefault(a)
             tokens.setdefault(b)
@@ -376,9 +368,9 @@ class Ops:
                            schema: str | None = None) -> NodeOut | None:
         """A node by id; with `namespace`, only a node of that namespace: by ``<namespace>:<ref>``,
         by id, or by name."""
-        ref = _required(ref, "node reference")
+        ref = required(ref, "node reference")
         if namespace is not None:
-            namespace = _required(namespace, "namespace")
+            namespace = required(namespace, "namespace")
         async with self._session(schema) as s:
             repo = GraphRepository(s)
             if namespace is None:
@@ -420,7 +412,7 @@ class Ops:
                               chunk_overlap: int = DEFAULT_OVERLAP) -> IngestResult:
         """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
         edges in one transaction. The same content in the same namespace is stored once."""
-        namespace = _required(namespace, "namespace")
+        namespace = required(namespace, "namespace")
         whole_number(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
         whole_number(chunk_overlap, "chunk_overlap", 0, chunk_size - 1)
         try:
@@ -468,7 +460,7 @@ class Ops:
         return IngestResult(document=stored, created=True)
 
     async def get_document_by_id(self, document_id: str, *, schema: str | None = None) -> DocumentOut | None:
-        document_id = _required(document_id, "document_id")
+        document_id = required(document_id, "document_id")
         async with self._session(schema) as s:
             return await DocumentRepository(s).get(document_id)
 
@@ -494,7 +486,7 @@ class Ops:
         async with self._session(schema) as s:
             return await DocumentRepository(s).search_chunks(
                 mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
-                limit=_limit(limit), namespaces=_names(namespace, "namespace"),
+                limit=_limit(limit), namespaces=names(namespace, "namespace"),
                 min_similarity=similarity(threshold, "threshold"))
 
     async def get_namespace_stats(self, *, schema: str | None = None) -> list[NamespaceStats]:

@@ -25,10 +25,6 @@ def clean_text(value: str) -> str:
     return value
 
 
-def clean_optional(value: str | None) -> str | None:
-    return None if value is None else clean_text(value)
-
-
 KEY_BYTES = 255
 """Longest id, namespace or type (UTF-8 bytes): they sit in B-tree indexes, whose rows must
 stay under about 2,700 bytes."""

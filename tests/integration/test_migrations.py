@@ -7,7 +7,6 @@ import subprocess
 import sys
 import uuid
 
-import pytest
 from sqlalchemy import inspect
 
 from copilotz_orm import migrations

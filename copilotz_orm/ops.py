@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .errors import Conflict, DocumentError, InvalidInput, NodeNotFound
@@ -27,9 +28,10 @@ from .sanitize import (
     whole_number,
 )
 from .schemas import (
-    ChunkHit, Direction, DocumentOut, EdgeOut, ImportResult, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
+    ChunkHit, Direction, DocumentOut, EdgeOut, GraphPath, ImportResult, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
     TraversedNode,
 )
+from .sql import search as search_sql
 from .sql.search import SEARCH_MODES
 from .sql.traversal import MAX_DEPTH
 
@@ -304,6 +306,42 @@ class Ops:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
                 edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
+
+    async def shortest_path(self, source_id: str, target_id: str, edge_types: Sequence[str] | None = None,
+                            max_depth: int = 6, *, direction: Direction = "both",
+                            schema: str | None = None) -> GraphPath | None:
+        """One shortest path from `source_id` to `target_id` within `max_depth` steps (one
+        statement), or None. Among equally short paths, the one through the smallest ids."""
+        source_id, target_id = required(source_id, "source_id"), required(target_id, "target_id")
+        whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
+        _direction(direction)
+        async with self._session(schema) as s:
+            return await GraphRepository(s).shortest_path(
+                source_id, target_id, max_depth=max_depth, direction=direction,
+                edge_types=names(edge_types, "edge_types"))
+
+    async def search_then_traverse(self, query: str | None = None, *, embedding: Sequence[float] | None = None,
+                                   namespace: str | Sequence[str] | None = None,
+                                   type: str | Sequence[str] | None = None, seeds: int = 3,
+                                   max_depth: int = 1, edge_types: Sequence[str] | None = None,
+                                   direction: Direction = "both", max_nodes: int | None = None,
+                                   schema: str | None = None) -> Traversal:
+        """Walk the graph from the `seeds` nodes nearest to a text or a vector: the search and
+        the walk are one statement. Seeds are at depth 0."""
+        vector = await self._query_vector(query, embedding)
+        whole_number(seeds, "seeds", 1, MAX_LIMIT)
+        whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
+        _direction(direction)
+        if max_nodes is not None:
+            whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
+        namespaces, types = names(namespace, "namespace"), names(type, "type")
+        nearest = search_sql.nearest_nodes(vector, self._db.embedder.dimension, limit=seeds,
+                                           namespaces=namespaces, types=types).subquery("nearest")
+        async with self._session(schema) as s:
+            repo = GraphRepository(s)
+            await repo.prepare_vector_scan(seeds, bool(namespaces or types))
+            return await repo.traverse(select(nearest.c.id), max_depth=max_depth, direction=direction,
+                                       edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes)
 
     async def find_related_nodes(self, node_id: str, depth: int = 1, *,
                                  edge_types: Sequence[str] | None = None,

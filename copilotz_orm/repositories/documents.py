@@ -43,8 +43,7 @@ class DocumentRepository:
         if options["mode"] != "text":
             # Always filtered: only nodes that are chunks count, whatever else has embeddings.
             settings = search_sql.hnsw_settings(search_sql.candidates(options["mode"], options["limit"]), True)
-            if settings is not None:
-                await self.session.execute(settings)
+            await self.session.execute(settings)
         rows = (await self.session.execute(search_sql.search_chunks(**options))).mappings()
         hits = []
         for r in rows:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import NodeNotFound, translate_db_errors
 from ..models import Chunk, Edge, Node
-from ..schemas import Direction, EdgeOut, NodeHit, NodeOut, Traversal, TraversedNode
+from ..schemas import Direction, EdgeOut, GraphPath, NodeHit, NodeOut, Traversal, TraversedNode
 from ..sql import search as search_sql
 from ..sql import traversal as traversal_sql
 
@@ -129,17 +129,32 @@ class GraphRepository:
         edges = (await self.session.execute(stmt.order_by(Edge.created_at, Edge.id))).scalars()
         return [EdgeOut.model_validate(e) for e in edges]
 
-    async def traverse(self, start_id: str, **options: Any) -> Traversal:
-        rows = (await self.session.execute(traversal_sql.traverse(start_id, **options))).mappings()
+    async def traverse(self, start: str | Any, **options: Any) -> Traversal:
+        """Walk from a node id, or from a SELECT of seed ids (then ``seeds`` lists the seeds)."""
+        rows = (await self.session.execute(traversal_sql.traverse(start, **options))).mappings()
         nodes, edges = [], []
         for row in rows:
             nodes.append(TraversedNode(node=NodeOut.model_validate(row), depth=row["depth"]))
             edges.extend(EdgeOut.model_validate(e) for e in row["via"])
-        return Traversal(start_id=start_id, nodes=nodes, edges=edges)
+        if isinstance(start, str):
+            return Traversal(start_id=start, nodes=nodes, edges=edges)
+        return Traversal(start_id=None, seeds=[n.node.id for n in nodes if n.depth == 0], nodes=nodes, edges=edges)
 
-    async def nearest(self, vector: list[float], dimension: int, **filters: Any) -> list[NodeHit]:
-        settings = search_sql.hnsw_settings(filters["limit"], bool(filters.get("namespaces") or filters.get("types")))
+    async def shortest_path(self, source_id: str, target_id: str, **options: Any) -> GraphPath | None:
+        rows = (await self.session.execute(
+            traversal_sql.shortest_path(source_id, target_id, **options))).mappings().all()
+        if not rows:
+            return None
+        return GraphPath(nodes=[NodeOut.model_validate(r) for r in rows],
+                         edges=[EdgeOut.model_validate(r["next"]) for r in rows if r["next"] is not None])
+
+    async def prepare_vector_scan(self, rows: int, filtered: bool) -> None:
+        """Raise ef_search / turn on iterative scans for the next vector scan, when needed."""
+        settings = search_sql.hnsw_settings(rows, filtered)
         if settings is not None:
             await self.session.execute(settings)
+
+    async def nearest(self, vector: list[float], dimension: int, **filters: Any) -> list[NodeHit]:
+        await self.prepare_vector_scan(filters["limit"], bool(filters.get("namespaces") or filters.get("types")))
         rows = (await self.session.execute(search_sql.nearest_nodes(vector, dimension, **filters))).mappings()
         return [NodeHit(node=NodeOut.model_validate(r), similarity=r["similarity"]) for r in rows]

@@ -53,14 +53,27 @@ class TraversedNode(BaseModel):
 
 
 class Traversal(BaseModel):
-    """Nodes reached (each once, at its shortest depth) and the edges walked to reach them."""
+    """Nodes reached (each once, at its shortest depth) and the edges walked to reach them.
+    ``start_id`` is the start node; a search-seeded walk has ``seeds`` instead."""
 
-    start_id: str
+    start_id: str | None
+    seeds: list[str] = Field(default_factory=list)
     nodes: list[TraversedNode]
     edges: list[EdgeOut]
 
     def node_ids(self) -> set[str]:
         return {n.node.id for n in self.nodes}
+
+
+class GraphPath(BaseModel):
+    """A shortest path: its nodes in order from source to target, and the edges between them."""
+
+    nodes: list[NodeOut]
+    edges: list[EdgeOut]
+
+    @property
+    def length(self) -> int:
+        return len(self.edges)
 
 
 class DocumentOut(_Out):

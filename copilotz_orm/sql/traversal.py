@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Integer, Select, Subquery, func, literal, select, true, union_all
+from sqlalchemy import JSON, Integer, Select, Subquery, func, literal, null, select, true, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 
 from ..models import Edge, Node
@@ -43,13 +43,11 @@ def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: st
                      oriented(Edge.target_id, Edge.source_id)).subquery("steps")
 
 
-def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
-             edge_types: Sequence[str] | None = None, max_nodes: int | None = None,
-             namespace: str | None = None) -> Select:
-    """Rows: the node's columns, ``depth``, and ``via``: a JSON array of the edges walked to it."""
-    seed = select(Node.id.label("node_id"), literal(0, Integer).label("depth")).where(Node.id == start_id)
-    if namespace is not None:
-        seed = seed.where(Node.namespace == namespace)
+def _best_depths(seed: Select, *, max_depth: int, direction: Direction,
+                 edge_types: Sequence[str] | None, namespace: str | None):
+    """CTE (node_id, depth): every node within `max_depth` steps of the seed ids, at its
+    shortest depth."""
+    seed = select(seed.subquery("seed_ids").c[0].label("node_id"), literal(0, Integer).label("depth"))
     walk = seed.cte("walk", recursive=True)
     prev = walk.alias("prev")
     steps = _steps(direction, edge_types, namespace)
@@ -58,8 +56,30 @@ def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
         .select_from(prev.join(steps, steps.c.a == prev.c.node_id))
         .where(prev.c.depth < max_depth)
     )
-    best = (select(walk.c.node_id, func.min(walk.c.depth).label("depth"))
+    return (select(walk.c.node_id, func.min(walk.c.depth).label("depth"))
             .group_by(walk.c.node_id).cte("best"))
+
+
+def _edge_json(steps):
+    return func.json_build_object(
+        "id", steps.c.id, "source_id", steps.c.source_id, "target_id", steps.c.target_id,
+        "type", steps.c.type, "data", steps.c.data, "weight", steps.c.weight,
+        "created_at", steps.c.created_at)
+
+
+def start_ids(start: str, namespace: str | None = None) -> Select:
+    seed = select(Node.id).where(Node.id == start)
+    return seed.where(Node.namespace == namespace) if namespace is not None else seed
+
+
+def traverse(start: str | Select, *, max_depth: int, direction: Direction = "both",
+             edge_types: Sequence[str] | None = None, max_nodes: int | None = None,
+             namespace: str | None = None) -> Select:
+    """Rows: the node's columns, ``depth``, and ``via``: a JSON array of the edges walked to it.
+    `start` is a node id, or a SELECT of node ids to start from together (depth 0)."""
+    seed = start_ids(start, namespace) if isinstance(start, str) else start
+    best = _best_depths(seed, max_depth=max_depth, direction=direction, edge_types=edge_types,
+                        namespace=namespace)
 
     # The edges walked: from a node at depth d-1 to a node at depth d, grouped by the latter.
     # The parent's depth comes from a one-row map, not a second join with `best`: PostgreSQL
@@ -68,10 +88,7 @@ def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
     into = _steps(direction, edge_types, namespace)
     child = best.alias("child")
     via = (
-        select(into.c.b.label("node_id"), func.json_agg(func.json_build_object(
-            "id", into.c.id, "source_id", into.c.source_id, "target_id", into.c.target_id,
-            "type", into.c.type, "data", into.c.data, "weight", into.c.weight,
-            "created_at", into.c.created_at)).label("edges"))
+        select(into.c.b.label("node_id"), func.json_agg(_edge_json(into)).label("edges"))
         .select_from(into.join(child, child.c.node_id == into.c.b).join(depths, true()))
         .where(depths.c.m[into.c.a].astext.cast(Integer) == child.c.depth - 1)
         .group_by(into.c.b)
@@ -86,3 +103,28 @@ def traverse(start_id: str, *, max_depth: int, direction: Direction = "both",
     if max_nodes is not None:
         stmt = stmt.limit(max_nodes)
     return stmt
+
+
+def shortest_path(source_id: str, target_id: str, *, max_depth: int, direction: Direction = "both",
+                  edge_types: Sequence[str] | None = None) -> Select:
+    """Rows along one shortest path from `source_id` to `target_id` (none if there is none
+    within `max_depth`): the node's columns, its ``depth`` (steps from the source) and ``next``,
+    the edge taken from it towards the target (null on the target). Among equally short paths
+    the one through the smallest ids is taken, so the answer is stable."""
+    best = _best_depths(start_ids(source_id), max_depth=max_depth, direction=direction,
+                        edge_types=edge_types, namespace=None)
+    back = (select(best.c.node_id, best.c.depth, null().cast(JSON).label("next"))
+            .where(best.c.node_id == target_id).cte("back", recursive=True))
+    here = back.alias("here")
+    steps = _steps(direction, edge_types)
+    parent = best.alias("parent")
+    hop = (select(steps.c.a.label("node_id"), _edge_json(steps).label("next"))
+           .join(parent, (parent.c.node_id == steps.c.a) & (parent.c.depth == here.c.depth - 1))
+           .where(steps.c.b == here.c.node_id)
+           .order_by(steps.c.a, steps.c.id).limit(1).lateral("hop"))
+    back = back.union_all(
+        select(hop.c.node_id, here.c.depth - 1, hop.c.next)
+        .select_from(here.join(hop, true())).where(here.c.depth > 0))
+    return (select(*NODE_COLUMNS, back.c.depth, back.c.next)
+            .join_from(back, Node.__table__, Node.id == back.c.node_id)
+            .order_by(back.c.depth))

@@ -144,3 +144,43 @@ async def test_namespace_confines_the_walk(db, ns):
     assert all(e.target_id in inside.node_ids() for e in inside.edges)
     anywhere = await db.ops.traverse_graph(a.id, max_depth=5, direction="out")
     assert anywhere.node_ids() == {a.id, b.id, o.id, c.id}
+
+
+async def test_shortest_path(db, ns):
+    names_ = ["a", "b", "c", "d", "e"]
+    a, b, c, d, e = await chain(db, ns, names_)  # a->b->c->d->e
+    await db.ops.create_edge(source_id=a.id, target_id=d.id, type="SHORTCUT")
+    path = await db.ops.shortest_path(a.id, e.id, direction="out")
+    assert [n.name for n in path.nodes] == ["a", "d", "e"] and path.length == 2
+    assert [(x.source_id, x.target_id) for x in path.edges] == [(a.id, d.id), (d.id, e.id)]
+    only_related = await db.ops.shortest_path(a.id, e.id, ["RELATED_TO"], direction="out")
+    assert [n.name for n in only_related.nodes] == names_
+    assert await db.ops.shortest_path(e.id, a.id, direction="out") is None  # edges point the other way
+    back = await db.ops.shortest_path(e.id, a.id, direction="in")
+    assert [n.name for n in back.nodes] == ["e", "d", "a"]
+    assert await db.ops.shortest_path(a.id, e.id, ["RELATED_TO"], max_depth=3, direction="out") is None
+    same = await db.ops.shortest_path(a.id, a.id)
+    assert [n.name for n in same.nodes] == ["a"] and same.edges == []
+    assert await db.ops.shortest_path(a.id, "nowhere") is None
+    db.metrics.reset()
+    await db.ops.shortest_path(a.id, e.id)
+    assert db.metrics.statements == 1
+
+
+async def test_search_then_traverse_is_one_walk_from_the_nearest_nodes(db, ns):
+    cat = await db.ops.create_node(namespace=ns, type="entity", name="cat", content="a small cat", embed=True)
+    toy = await db.ops.create_node(namespace=ns, type="entity", name="toy")
+    far = await db.ops.create_node(namespace=ns, type="entity", name="far")
+    await db.ops.create_node(namespace=ns, type="entity", name="stock", content="stock market", embed=True)
+    await db.ops.create_edges([{"source_id": cat.id, "target_id": toy.id, "type": "LIKES"},
+                               {"source_id": toy.id, "target_id": far.id, "type": "NEAR"}])
+    db.metrics.reset()
+    walked = await db.ops.search_then_traverse("cat", namespace=ns, seeds=1, max_depth=1)
+    assert db.metrics.statements == 2  # the scan settings for a filtered search, then search + walk
+    db.metrics.reset()
+    await db.ops.search_then_traverse("cat", seeds=1, max_depth=1)
+    assert db.metrics.statements == 1  # unfiltered: search and walk alone
+    assert walked.seeds == [cat.id]
+    assert {(n.node.name, n.depth) for n in walked.nodes} == {("cat", 0), ("toy", 1)}
+    deeper = await db.ops.search_then_traverse("cat", namespace=ns, seeds=1, max_depth=2)
+    assert {n.node.name for n in deeper.nodes} == {"cat", "toy", "far"}

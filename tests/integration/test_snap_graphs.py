@@ -40,6 +40,13 @@ async def test_traversal_matches_networkx(db, tenant, name):
                                                      direction=direction, schema=tenant)
                 got = {n.node.name: n.depth for n in walked.nodes}
                 assert got == expected, (direction, start, depth)
+                if depth == 3 and len(expected) > 1:  # a shortest path to the farthest node found
+                    target = max(sorted(expected), key=expected.get)
+                    path = await db.ops.shortest_path(f"{name}:{start}", f"{name}:{target}", max_depth=depth,
+                                                      direction=direction, schema=tenant)
+                    hops = [n.name for n in path.nodes]
+                    assert len(hops) - 1 == expected[target] and hops[0] == start and hops[-1] == target
+                    assert all(view.has_edge(u, v) for u, v in zip(hops, hops[1:]))
                 # every walked edge leads one level deeper
                 assert all(got[e.target_id.split(":", 1)[1]] == got[e.source_id.split(":", 1)[1]] + 1
                            or got[e.source_id.split(":", 1)[1]] == got[e.target_id.split(":", 1)[1]] + 1

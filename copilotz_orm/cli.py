@@ -264,6 +264,15 @@ async def import_edges(db: Database, file: Path, namespace: str | None, edge_typ
               f"(node ids look like {namespace}:{pairs[0][0] if pairs else 'ID'})")
 
 
+async def _resolve(db: Database, node: str, namespace: str | None):
+    start = await db.ops.resolve_node(node, namespace=namespace)
+    if start is None:
+        hint = (f"no node has id {node!r}, id {namespace}:{node} or name {node!r} in namespace {namespace!r}"
+                if namespace else f"no node has id {node!r}; add --namespace NS to look it up by name")
+        raise CopilotzError(hint)
+    return start
+
+
 @graph.command()
 @click.argument("node")
 @click.option("--depth", "-d", default=2, show_default=True, type=click.IntRange(0, MAX_DEPTH))
@@ -276,11 +285,7 @@ async def import_edges(db: Database, file: Path, namespace: str | None, edge_typ
 async def traverse(db: Database, node: str, depth: int, direction: str, types: tuple[str, ...],
                    namespace: str | None, max_nodes: int | None, as_json: bool) -> None:
     """Nodes within DEPTH steps of NODE."""
-    start = await db.ops.resolve_node(node, namespace=namespace)
-    if start is None:
-        hint = (f"no node has id {node!r}, id {namespace}:{node} or name {node!r} in namespace {namespace!r}"
-                if namespace else f"no node has id {node!r}; add --namespace NS to look it up by name")
-        raise CopilotzError(hint)
+    start = await _resolve(db, node, namespace)
     result = await db.ops.traverse_graph(start.id, list(types) or None, depth, direction=direction,
                                          max_nodes=max_nodes)
     if as_json:
@@ -295,6 +300,33 @@ async def traverse(db: Database, node: str, depth: int, direction: str, types: t
     shown = result.nodes[:20]
     out.print("  " + ", ".join(f"{n.node.name}@{n.depth}" for n in shown)
               + (" …" if len(result.nodes) > len(shown) else ""), highlight=False)
+
+
+@graph.command("export")
+@click.argument("node")
+@click.option("--depth", "-d", default=2, show_default=True, type=click.IntRange(0, MAX_DEPTH))
+@click.option("--format", "fmt", type=click.Choice(["html", "mermaid", "dot", "json"]), default="html",
+              show_default=True)
+@click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
+@click.option("--type", "types", multiple=True, help="Only follow edges of this type (repeatable).")
+@click.option("--namespace", "-n", help="Resolve NODE as NAMESPACE:NODE or by name in this namespace.")
+@click.option("--max-nodes", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: subgraph.html for html, else standard output).")
+@_run(writes=False)
+async def export_graph(db: Database, node: str, depth: int, fmt: str, direction: str, types: tuple[str, ...],
+                       namespace: str | None, max_nodes: int, output: Path | None) -> None:
+    """Draw the subgraph around NODE (an HTML page by default; also Mermaid, DOT, JSON)."""
+    start = await _resolve(db, node, namespace)
+    text = await db.ops.export_subgraph(start.id, depth, fmt, edge_types=list(types) or None,
+                                        direction=direction, max_nodes=max_nodes)
+    if output is None and fmt == "html":
+        output = Path("subgraph.html")
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    err.print(f"wrote {output} ({len(text):,} bytes)", highlight=False)
 
 
 # -- schemas -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import export
 from .errors import Conflict, DocumentError, InvalidInput, NodeNotFound
 from .models import Document, Edge, Node, new_id
 from .models.graph import CHUNK, DOCUMENT, ENTITY, HAS_CHUNK, NEXT_CHUNK
@@ -342,6 +343,20 @@ class Ops:
             await repo.prepare_vector_scan(seeds, bool(namespaces or types))
             return await repo.traverse(select(nearest.c.id), max_depth=max_depth, direction=direction,
                                        edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes)
+
+    async def export_subgraph(self, node_id: str, depth: int = 2, format: str = "mermaid", *,
+                              edge_types: Sequence[str] | None = None, direction: Direction = "both",
+                              max_nodes: int | None = 500, schema: str | None = None) -> str:
+        """The subgraph within `depth` steps of `node_id` as Mermaid, DOT, JSON or a
+        self-contained HTML page (an inline SVG; it loads nothing)."""
+        if format not in export.FORMATS:
+            raise InvalidInput(f"format must be one of {export.FORMATS}, got {format!r}")
+        walk = await self.traverse_graph(node_id, edge_types, depth, direction=direction,
+                                         max_nodes=max_nodes, schema=schema)
+        if not walk.nodes:
+            raise NodeNotFound(f"no node {node_id!r} in this schema")
+        start = walk.nodes[0].node
+        return export.render(walk, format, title=f"{start.name} ({start.type}): {depth} steps {direction}")
 
     async def find_related_nodes(self, node_id: str, depth: int = 1, *,
                                  edge_types: Sequence[str] | None = None,

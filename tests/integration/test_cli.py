@@ -108,3 +108,20 @@ def test_read_only_commands_create_nothing(workdir):
 def test_bad_database_is_one_line(workdir, url, message):
     result = run(workdir, "--db", url, "stats", ok=False)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_graph_export_formats(workdir):
+    edges = workdir / "g.txt"
+    edges.write_text("1 2\n2 3\n3 1\n3 4\n")
+    run(workdir, "graph", "import-edges", str(edges))
+    page = run(workdir, "graph", "export", "1", "-n", "g", "--depth", "2")
+    html = (workdir / "subgraph.html").read_text()
+    assert "wrote subgraph.html" in page.stderr
+    assert html.startswith("<!doctype html>") and html.count("<circle") == 4 and "http" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    mermaid = run(workdir, "graph", "export", "1", "-n", "g", "--format", "mermaid", "--direction", "out").stdout
+    assert mermaid.startswith("graph LR") and mermaid.count("-->") == 2
+    dot = run(workdir, "graph", "export", "1", "-n", "g", "--format", "dot", "-o", "g.dot")
+    assert (workdir / "g.dot").read_text().startswith("digraph") and dot.returncode == 0
+    data = json.loads(run(workdir, "graph", "export", "1", "-n", "g", "--format", "json", "--depth", "3").stdout)
+    assert {n["node"]["name"] for n in data["nodes"]} == {"1", "2", "3", "4"}

@@ -144,3 +144,17 @@ async def test_find_related_nodes(db, ns):
                                {"source_id": c.id, "target_id": b.id, "type": "R"}])
     assert {n.node.name for n in await db.ops.find_related_nodes(b.id)} == {"a", "c"}
     assert {(n.node.name, n.depth) for n in await db.ops.find_related_nodes(a.id, 2)} == {("b", 1), ("c", 2)}
+
+
+async def test_export_subgraph(db, ns):
+    a, b = await db.ops.create_nodes([{"namespace": ns, "type": "e", "name": 'say "hi" <b>'},
+                                      {"namespace": ns, "type": "f", "name": "b"}])
+    await db.ops.create_edge(source_id=a.id, target_id=b.id, type="R|S")
+    html = await db.ops.export_subgraph(a.id, 1, "html")
+    assert "&lt;b&gt;" in html and "<b>" not in html.split("<body", 1)[1].replace("<body", "")
+    assert "#quot;" in await db.ops.export_subgraph(a.id, 1, "mermaid")
+    assert '\\"hi\\"' in await db.ops.export_subgraph(a.id, 1, "dot")
+    with pytest.raises(InvalidInput):
+        await db.ops.export_subgraph(a.id, 1, "png")
+    with pytest.raises(NodeNotFound):
+        await db.ops.export_subgraph("missing", 1)

@@ -131,14 +131,11 @@ class GraphRepository:
 
     async def traverse(self, start: str | Any, **options: Any) -> Traversal:
         """Walk from a node id, or from a SELECT of seed ids (then ``seeds`` lists the seeds)."""
-        rows = (await self.session.execute(traversal_sql.traverse(start, **options))).mappings()
-        nodes, edges = [], []
-        for row in rows:
-            nodes.append(TraversedNode(node=NodeOut.model_validate(row), depth=row["depth"]))
-            edges.extend(EdgeOut.model_validate(e) for e in row["via"])
-        if isinstance(start, str):
-            return Traversal(start_id=start, nodes=nodes, edges=edges)
-        return Traversal(start_id=None, seeds=[n.node.id for n in nodes if n.depth == 0], nodes=nodes, edges=edges)
+        raw = (await self.session.execute(traversal_sql.traverse(start, **options))).scalar_one()
+        walk = Traversal.model_validate_json(raw)
+        if not isinstance(start, str):
+            walk.seeds = [n.node.id for n in walk.nodes if n.depth == 0]
+        return walk
 
     async def shortest_path(self, source_id: str, target_id: str, **options: Any) -> GraphPath | None:
         rows = (await self.session.execute(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import JSON, Integer, Select, Subquery, func, literal, null, select, true, union_all
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, Integer, Select, Subquery, Text, cast, func, literal, null, select, true, union_all
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 
 from ..models import Edge, Node
 from ..schemas import Direction
@@ -72,37 +72,51 @@ def start_ids(start: str, namespace: str | None = None) -> Select:
     return seed.where(Node.namespace == namespace) if namespace is not None else seed
 
 
+def _node_json(table):
+    return func.json_build_object(*[x for c in NODE_COLUMNS for x in (c.key, table.c[c.key])])
+
+
 def traverse(start: str | Select, *, max_depth: int, direction: Direction = "both",
              edge_types: Sequence[str] | None = None, max_nodes: int | None = None,
              namespace: str | None = None) -> Select:
-    """Rows: the node's columns, ``depth``, and ``via``: a JSON array of the edges walked to it.
+    """One row, one column ``result``: the walk as JSON in the shape of
+    :class:`~copilotz_orm.schemas.Traversal` (nodes with their depth, in depth order, and the
+    edges walked: each from a node at depth d-1 to one at depth d). PostgreSQL builds the JSON
+    and pydantic parses it in one pass, which is much cheaper than a Python object per row.
     `start` is a node id, or a SELECT of node ids to start from together (depth 0)."""
     seed = start_ids(start, namespace) if isinstance(start, str) else start
     best = _best_depths(seed, max_depth=max_depth, direction=direction, edge_types=edge_types,
                         namespace=namespace)
-
-    # The edges walked: from a node at depth d-1 to a node at depth d, grouped by the latter.
-    # The parent's depth comes from a one-row map, not a second join with `best`: PostgreSQL
-    # cannot estimate CTE sizes and would join the two copies of `best` first (a cross product).
-    depths = select(func.jsonb_object_agg(best.c.node_id, best.c.depth, type_=JSONB).label("m")).cte("depths")
-    into = _steps(direction, edge_types, namespace)
-    child = best.alias("child")
-    via = (
-        select(into.c.b.label("node_id"), func.json_agg(_edge_json(into)).label("edges"))
-        .select_from(into.join(child, child.c.node_id == into.c.b).join(depths, true()))
-        .where(depths.c.m[into.c.a].astext.cast(Integer) == child.c.depth - 1)
-        .group_by(into.c.b)
-        .cte("via")
-    )
-    stmt = (select(*NODE_COLUMNS, best.c.depth, func.coalesce(via.c.edges, func.json_build_array()).label("via"))
-            .join_from(best, Node.__table__, Node.id == best.c.node_id)
-            .outerjoin(via, via.c.node_id == best.c.node_id)
-            .order_by(best.c.depth, Node.id))
+    walked = (select(*NODE_COLUMNS, best.c.depth)
+              .join_from(best, Node.__table__, Node.id == best.c.node_id)
+              .order_by(best.c.depth, Node.id))
     if namespace is not None:
-        stmt = stmt.where(Node.namespace == namespace)
+        walked = walked.where(Node.namespace == namespace)
     if max_nodes is not None:
-        stmt = stmt.limit(max_nodes)
-    return stmt
+        walked = walked.limit(max_nodes)
+    walked = walked.cte("walked")
+
+    # A parent's depth comes from a one-row map, not a second join with `best`: PostgreSQL cannot
+    # estimate CTE sizes and would join two copies of `best` first (a near cross product). The
+    # edges into each node are looked up per node (LATERAL), through the edge indexes.
+    depths = (select(func.jsonb_object_agg(best.c.node_id, best.c.depth, type_=JSONB).label("m"))
+              .cte("depths").prefix_with("MATERIALIZED"))  # built once, not once per node
+    into = _steps(direction, edge_types, namespace)
+    incoming = (select(into).join(depths, true())
+                .where(into.c.b == walked.c.id,
+                       depths.c.m[into.c.a].astext.cast(Integer) == walked.c.depth - 1)
+                .offset(0)  # a fence: run per node through the indexes, not as one hash join over all edges
+                .lateral("incoming"))
+    edges = (select(func.coalesce(func.json_agg(aggregate_order_by(
+                 _edge_json(incoming), walked.c.depth, walked.c.id, incoming.c.id)), func.json_build_array()))
+             .select_from(walked.join(incoming, true())).scalar_subquery())
+    nodes = (select(func.coalesce(func.json_agg(aggregate_order_by(
+                 func.json_build_object("node", _node_json(walked), "depth", walked.c.depth),
+                 walked.c.depth, walked.c.id)), func.json_build_array()))
+             .scalar_subquery())
+    start_id = start if isinstance(start, str) else None
+    return select(func.json_build_object("start_id", cast(start_id, Text), "nodes", nodes, "edges", edges)
+                  .cast(Text).label("result"))
 
 
 def shortest_path(source_id: str, target_id: str, *, max_depth: int, direction: Direction = "both",

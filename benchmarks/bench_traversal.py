@@ -1,0 +1,186 @@
+"""Traversal benchmark: `traverse_graph` against three baselines measured in the same run.
+
+* floor: the same recursive CTE, written by hand as SQL text and run with raw asyncpg, its JSON
+  result decoded with json.loads (ours is decoded into pydantic models);
+* original: the original Copilotz algorithm, one query per BFS level (re-implemented here with
+  raw asyncpg, as fast as that algorithm can be: `= ANY($1)` over the frontier);
+* networkx: breadth-first search on the same graph held in memory.
+
+Every method must return the same node set for every (start, depth); the script stops if not.
+Results go to benchmarks/RESULTS.md (medians and ratios; machines here are noisy, so read the
+ratios, not the seconds).
+
+    .venv/bin/python -m benchmarks.bench_traversal [--starts 50] [--graphs wiki-vote facebook powerlaw]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import networkx as nx
+
+from copilotz_orm import DbConfig, EmbeddingConfig, create_database
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "graphs"
+SCHEMA = "bench_traversal"
+
+def floor_sql(direction: str) -> str:
+    """The statement traverse_graph builds, written by hand (schema-qualified, no ORM)."""
+    def steps(alias: str) -> str:
+        one = ("SELECT e.{a} AS a, e.{b} AS b, e.id, e.source_id, e.target_id, e.type, e.data, e.weight, "
+               "e.created_at FROM {s}.edges e")
+        if direction == "out":
+            body = one.format(a="source_id", b="target_id", s=SCHEMA)
+        else:
+            body = (one.format(a="source_id", b="target_id", s=SCHEMA) + " UNION ALL "
+                    + one.format(a="target_id", b="source_id", s=SCHEMA))
+        return f"({body}) AS {alias}"
+
+    return f"""
+WITH RECURSIVE walk(node_id, depth) AS (
+    SELECT id, 0 FROM {SCHEMA}.nodes WHERE id = $1
+  UNION
+    SELECT st.b, prev.depth + 1 FROM walk prev JOIN {steps('st')} ON st.a = prev.node_id
+    WHERE prev.depth < $2
+), best AS (SELECT node_id, min(depth) AS depth FROM walk GROUP BY node_id),
+walked AS (
+    SELECT n.id, n.namespace, n.type, n.name, n.content, n.data, n.source_type, n.source_id,
+           n.created_at, n.updated_at, best.depth
+    FROM best JOIN {SCHEMA}.nodes n ON n.id = best.node_id ORDER BY best.depth, n.id
+), depths AS MATERIALIZED (SELECT jsonb_object_agg(node_id, depth) AS m FROM best)
+SELECT json_build_object(
+  'start_id', $1::text,
+  'nodes', (SELECT coalesce(json_agg(json_build_object('node', json_build_object(
+        'id', w.id, 'namespace', w.namespace, 'type', w.type, 'name', w.name, 'content', w.content,
+        'data', w.data, 'source_type', w.source_type, 'source_id', w.source_id,
+        'created_at', w.created_at, 'updated_at', w.updated_at), 'depth', w.depth)
+        ORDER BY w.depth, w.id), json_build_array()) FROM walked w),
+  'edges', (SELECT coalesce(json_agg(json_build_object('id', i.id, 'source_id', i.source_id,
+        'target_id', i.target_id, 'type', i.type, 'data', i.data, 'weight', i.weight,
+        'created_at', i.created_at) ORDER BY w.depth, w.id, i.id), json_build_array())
+     FROM walked w CROSS JOIN LATERAL (
+        SELECT st2.* FROM {steps('st2')} CROSS JOIN depths
+        WHERE st2.b = w.id AND (depths.m ->> st2.a)::int = w.depth - 1 OFFSET 0) i)
+)::text AS result"""
+
+
+async def original_bfs(conn: asyncpg.Connection, start: str, depth: int, direction: str) -> set[str]:
+    """The original's traverseGraph: one query per level over the frontier, a visited set."""
+    out_sql = f"SELECT target_id FROM {SCHEMA}.edges WHERE source_id = ANY($1)"
+    both_sql = (f"SELECT target_id FROM {SCHEMA}.edges WHERE source_id = ANY($1) "
+                f"UNION SELECT source_id FROM {SCHEMA}.edges WHERE target_id = ANY($1)")
+    sql = out_sql if direction == "out" else both_sql
+    if await conn.fetchval(f"SELECT 1 FROM {SCHEMA}.nodes WHERE id = $1", start) is None:
+        return set()
+    seen, frontier = {start}, [start]
+    for _ in range(depth):
+        if not frontier:
+            break
+        rows = await conn.fetch(sql, frontier)
+        frontier = [r[0] for r in rows if r[0] not in seen]
+        seen.update(frontier)
+    return seen
+
+
+def load_pairs(name: str) -> tuple[list[tuple[str, str]], bool]:
+    if name == "wiki-vote":
+        return [tuple(l.split()[:2]) for l in (DATA / "wiki-vote.txt").read_text().splitlines()
+                if l and not l.startswith("#")], True
+    if name == "facebook":
+        return [tuple(l.split()[:2]) for l in (DATA / "facebook_combined.txt").read_text().splitlines()
+                if l and not l.startswith("#")], False
+    graph = nx.barabasi_albert_graph(200_000, 5, seed=42)  # power law, ~1M edges
+    return [(str(a), str(b)) for a, b in graph.edges()], False
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+async def bench_graph(db, name: str, starts: int, depths: list[int], report: list[str]) -> None:
+    pairs, directed = load_pairs(name)
+    t0 = time.perf_counter()
+    await db.ops.import_edge_list(pairs, namespace=name, schema=SCHEMA)
+    load_s = time.perf_counter() - t0
+    graph = nx.DiGraph(pairs) if directed else nx.Graph(pairs)
+    direction = "out" if directed else "both"
+    rng = random.Random(7)
+    chosen = rng.sample(sorted(graph.nodes), starts)
+    conn = await asyncpg.connect(db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    floor = await conn.prepare(floor_sql(direction))
+    print(f"{name}: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges, imported in {load_s:.1f}s",
+          file=sys.stderr)
+    report.append(f"\n### {name} ({graph.number_of_nodes():,} nodes, {graph.number_of_edges():,} edges, "
+                  f"direction `{direction}`, {starts} starts)\n")
+    report.append("| depth | nodes (median) | traverse_graph ms | floor ms | original ms | networkx ms | "
+                  "ours / floor | original / ours | ours / networkx | statements per call |")
+    report.append("|---|---|---|---|---|---|---|---|---|---|")
+    for depth in depths:
+        times = {"ours": [], "floor": [], "original": [], "networkx": []}
+        sizes, statements = [], set()
+        for start in chosen:
+            node_id = f"{name}:{start}"
+            db.metrics.reset()
+            t = time.perf_counter()
+            walked = await db.ops.traverse_graph(node_id, max_depth=depth, direction=direction, schema=SCHEMA)
+            times["ours"].append(time.perf_counter() - t)
+            statements.add(db.metrics.statements)
+            t = time.perf_counter()
+            result = json.loads(await floor.fetchval(node_id, depth))
+            times["floor"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            orig = await original_bfs(conn, node_id, depth, direction)
+            times["original"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            expected = nx.single_source_shortest_path_length(graph, start, cutoff=depth)
+            times["networkx"].append(time.perf_counter() - t)
+            ours = walked.node_ids()
+            want = {f"{name}:{k}" for k in expected}
+            if not (ours == {n["node"]["id"] for n in result["nodes"]} == orig == want):
+                raise SystemExit(f"node sets differ: {name} start {start} depth {depth}")
+            sizes.append(len(ours))
+        m = {k: median_ms(v) for k, v in times.items()}
+        report.append(
+            f"| {depth} | {statistics.median(sizes):.0f} | {m['ours']:.1f} | {m['floor']:.1f} | "
+            f"{m['original']:.1f} | {m['networkx']:.2f} | {m['ours'] / m['floor']:.2f} | "
+            f"{m['original'] / m['ours']:.2f} | {m['ours'] / m['networkx']:.0f} | "
+            f"{', '.join(map(str, sorted(statements)))} |")
+        print(report[-1], file=sys.stderr)
+    await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--starts", type=int, default=50)
+    parser.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--graphs", nargs="+", default=["wiki-vote", "facebook", "powerlaw"])
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    report = ["## Graph traversal", "",
+              f"`python -m benchmarks.bench_traversal --starts {args.starts}` on the embedded server "
+              f"(PostgreSQL 18, fsync off), run {time.strftime('%Y-%m-%d')}. Medians over the starts; "
+              "every method returned the same node set for every start and depth.",
+              "floor = the same CTE as SQL text on raw asyncpg; original = one query per BFS level "
+              "(the original's algorithm) on raw asyncpg; networkx = in-memory BFS."]
+    async with await create_database(DbConfig(url=":memory:", embedding=EmbeddingConfig(model="hashing"))) as db:
+        await db.provision_schema(SCHEMA)
+        for name in args.graphs:
+            await bench_graph(db, name, args.starts, args.depths, report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    existing = args.output.read_text() if args.output.exists() else "# Benchmark results\n"
+    head = existing.split("## Graph traversal")[0].rstrip() + "\n\n"
+    args.output.write_text(head + "\n".join(report) + "\n")
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import JSON, Integer, Select, Subquery, Text, cast, func, literal, null, select, true, union_all
-from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 
 from ..models import Edge, Node
 from ..schemas import Direction
@@ -43,21 +43,42 @@ def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: st
                      oriented(Edge.target_id, Edge.source_id)).subquery("steps")
 
 
-def _best_depths(seed: Select, *, max_depth: int, direction: Direction,
-                 edge_types: Sequence[str] | None, namespace: str | None):
-    """CTE (node_id, depth): every node within `max_depth` steps of the seed ids, at its
-    shortest depth."""
-    seed = select(seed.subquery("seed_ids").c[0].label("node_id"), literal(0, Integer).label("depth"))
-    walk = seed.cte("walk", recursive=True)
+def _reached(seed: Select, *, max_depth: int, direction: Direction,
+             edge_types: Sequence[str] | None, namespace: str | None):
+    """CTE with one column ``m``: a JSON object {node id: depth} of every node within
+    `max_depth` steps of the seed ids, each at its shortest depth.
+
+    The recursion is a breadth-first search with a visited set: each round carries the frontier
+    (an array) and the nodes seen so far (a JSONB object), and steps only onto unseen nodes. So
+    every node is expanded once, as in an in-memory BFS, however many cycles lead back to it."""
+    seed_ids = seed.subquery("seed_ids").c[0]
+    walk = select(
+        literal(0, Integer).label("depth"),
+        func.array_agg(seed_ids, type_=ARRAY(Text)).label("frontier"),
+        func.jsonb_object_agg(seed_ids, 0, type_=JSONB).label("seen"),
+    ).cte("walk", recursive=True)
     prev = walk.alias("prev")
     steps = _steps(direction, edge_types, namespace)
-    walk = walk.union(
-        select(steps.c.b, prev.c.depth + 1)
-        .select_from(prev.join(steps, steps.c.a == prev.c.node_id))
-        .where(prev.c.depth < max_depth)
+    fresh = (select(steps.c.b).distinct()
+             .where(steps.c.a == func.any(prev.c.frontier), ~prev.c.seen.has_key(steps.c.b))
+             .correlate(prev).lateral("fresh"))
+    nxt = select(func.array_agg(fresh.c.b, type_=ARRAY(Text)).label("frontier"),
+                 func.jsonb_object_agg(fresh.c.b, prev.c.depth + 1, type_=JSONB).label("added")).lateral("nxt")
+    walk = walk.union_all(
+        select(prev.c.depth + 1, nxt.c.frontier,
+               prev.c.seen.op("||")(func.coalesce(nxt.c.added, func.jsonb_build_object())).label("seen"))
+        .select_from(prev.join(nxt, true()))
+        .where(prev.c.depth < max_depth, prev.c.frontier.is_not(None))
     )
-    return (select(walk.c.node_id, func.min(walk.c.depth).label("depth"))
-            .group_by(walk.c.node_id).cte("best"))
+    return (select(walk.c.seen.label("m")).order_by(walk.c.depth.desc()).limit(1)
+            .cte("reached").prefix_with("MATERIALIZED"))
+
+
+def _best_depths(reached):
+    """(node_id, depth) rows from the map of :func:`_reached`."""
+    pairs = func.jsonb_each_text(reached.c.m).table_valued("key", "value").render_derived()
+    return (select(pairs.c.key.label("node_id"), pairs.c.value.cast(Integer).label("depth"))
+            .select_from(reached.join(pairs, true())).cte("best"))
 
 
 def _edge_json(steps):
@@ -85,8 +106,9 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
     and pydantic parses it in one pass, which is much cheaper than a Python object per row.
     `start` is a node id, or a SELECT of node ids to start from together (depth 0)."""
     seed = start_ids(start, namespace) if isinstance(start, str) else start
-    best = _best_depths(seed, max_depth=max_depth, direction=direction, edge_types=edge_types,
-                        namespace=namespace)
+    reached = _reached(seed, max_depth=max_depth, direction=direction, edge_types=edge_types,
+                       namespace=namespace)
+    best = _best_depths(reached)
     walked = (select(*NODE_COLUMNS, best.c.depth)
               .join_from(best, Node.__table__, Node.id == best.c.node_id)
               .order_by(best.c.depth, Node.id))
@@ -96,16 +118,16 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
         walked = walked.limit(max_nodes)
     walked = walked.cte("walked")
 
-    # A parent's depth comes from a one-row map, not a second join with `best`: PostgreSQL cannot
-    # estimate CTE sizes and would join two copies of `best` first (a near cross product). The
-    # edges into each node are looked up per node (LATERAL), through the edge indexes.
-    depths = (select(func.jsonb_object_agg(best.c.node_id, best.c.depth, type_=JSONB).label("m"))
-              .cte("depths").prefix_with("MATERIALIZED"))  # built once, not once per node
+    # The edges walked: into each node, from a node one level up. The parent's depth comes from
+    # the one-row map, not a second join with `best` (PostgreSQL cannot estimate CTE sizes and
+    # would join two copies of `best` first, a near cross product); the edges are looked up per
+    # node behind an OFFSET 0 fence, through the edge indexes, rather than by one hash join
+    # over every edge in the schema.
     into = _steps(direction, edge_types, namespace)
-    incoming = (select(into).join(depths, true())
+    incoming = (select(into).join(reached, true())
                 .where(into.c.b == walked.c.id,
-                       depths.c.m[into.c.a].astext.cast(Integer) == walked.c.depth - 1)
-                .offset(0)  # a fence: run per node through the indexes, not as one hash join over all edges
+                       reached.c.m[into.c.a].astext.cast(Integer) == walked.c.depth - 1)
+                .offset(0)
                 .lateral("incoming"))
     edges = (select(func.coalesce(func.json_agg(aggregate_order_by(
                  _edge_json(incoming), walked.c.depth, walked.c.id, incoming.c.id)), func.json_build_array()))
@@ -125,8 +147,8 @@ def shortest_path(source_id: str, target_id: str, *, max_depth: int, direction: 
     within `max_depth`): the node's columns, its ``depth`` (steps from the source) and ``next``,
     the edge taken from it towards the target (null on the target). Among equally short paths
     the one through the smallest ids is taken, so the answer is stable."""
-    best = _best_depths(start_ids(source_id), max_depth=max_depth, direction=direction,
-                        edge_types=edge_types, namespace=None)
+    best = _best_depths(_reached(start_ids(source_id), max_depth=max_depth, direction=direction,
+                                 edge_types=edge_types, namespace=None))
     back = (select(best.c.node_id, best.c.depth, null().cast(JSON).label("next"))
             .where(best.c.node_id == target_id).cte("back", recursive=True))
     here = back.alias("here")

@@ -47,14 +47,18 @@ def floor_sql(direction: str) -> str:
         return f"({body}) AS {alias}"
 
     return f"""
-WITH RECURSIVE walk(depth, frontier, seen) AS (
-    SELECT 0, array_agg(id), jsonb_object_agg(id, 0) FROM {SCHEMA}.nodes WHERE id = $1
+WITH RECURSIVE walk(depth, frontier, seen, edges) AS (
+    SELECT 0, array_agg(id), jsonb_object_agg(id, 0), '[]'::jsonb FROM {SCHEMA}.nodes WHERE id = $1
   UNION ALL
-    SELECT prev.depth + 1, nxt.frontier, prev.seen || coalesce(nxt.added, '{{}}'::jsonb)
+    SELECT prev.depth + 1, nxt.frontier, prev.seen || coalesce(nxt.added, '{{}}'::jsonb),
+           coalesce(nxt.edges, '[]'::jsonb)
     FROM walk prev CROSS JOIN LATERAL (
-        SELECT array_agg(fresh.b) AS frontier, jsonb_object_agg(fresh.b, prev.depth + 1) AS added
-        FROM (SELECT DISTINCT st.b FROM {steps('st')}
-              WHERE st.a = ANY(prev.frontier) AND NOT prev.seen ? st.b) fresh) nxt
+        SELECT array_agg(DISTINCT o.b) AS frontier, jsonb_object_agg(o.b, prev.depth + 1) AS added,
+               jsonb_agg(jsonb_build_object('id', o.id, 'source_id', o.source_id, 'target_id', o.target_id,
+                   'type', o.type, 'data', o.data, 'weight', o.weight, 'created_at', o.created_at,
+                   'walked_to', o.b) ORDER BY o.b, o.id) AS edges
+        FROM (SELECT st.* FROM {steps('st')}
+              WHERE st.a = ANY(prev.frontier) AND NOT prev.seen ? st.b) o) nxt
     WHERE prev.depth < $2 AND prev.frontier IS NOT NULL
 ), reached AS MATERIALIZED (SELECT seen AS m FROM walk ORDER BY depth DESC LIMIT 1),
 best AS (SELECT key AS node_id, value::int AS depth FROM reached, jsonb_each_text(reached.m)),
@@ -70,12 +74,9 @@ SELECT json_build_object(
         'data', w.data, 'source_type', w.source_type, 'source_id', w.source_id,
         'created_at', w.created_at, 'updated_at', w.updated_at), 'depth', w.depth)
         ORDER BY w.depth, w.id), json_build_array()) FROM walked w),
-  'edges', (SELECT coalesce(json_agg(json_build_object('id', i.id, 'source_id', i.source_id,
-        'target_id', i.target_id, 'type', i.type, 'data', i.data, 'weight', i.weight,
-        'created_at', i.created_at) ORDER BY w.depth, w.id, i.id), json_build_array())
-     FROM walked w CROSS JOIN LATERAL (
-        SELECT st2.* FROM {steps('st2')} CROSS JOIN reached
-        WHERE st2.b = w.id AND (reached.m ->> st2.a)::int = w.depth - 1 OFFSET 0) i)
+  'edges', (SELECT coalesce(jsonb_agg(e.value ORDER BY walk.depth, e.value ->> 'walked_to', e.value ->> 'id'),
+                            '[]'::jsonb)
+            FROM walk, jsonb_array_elements(walk.edges) e)
 )::text AS result"""
 
 

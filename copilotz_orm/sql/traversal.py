@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import JSON, Integer, Select, Subquery, Text, cast, func, literal, null, select, true, union_all
+from sqlalchemy import JSON, Integer, Select, Subquery, Text, cast, column, func, literal, null, select, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 
 from ..models import Edge, Node
@@ -43,33 +43,47 @@ def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: st
                      oriented(Edge.target_id, Edge.source_id)).subquery("steps")
 
 
-def _reached(seed: Select, *, max_depth: int, direction: Direction,
-             edge_types: Sequence[str] | None, namespace: str | None):
-    """CTE with one column ``m``: a JSON object {node id: depth} of every node within
-    `max_depth` steps of the seed ids, each at its shortest depth.
+def _bfs(seed: Select, *, max_depth: int, direction: Direction, edge_types: Sequence[str] | None,
+         namespace: str | None):
+    """The walk as a recursive CTE: one row per breadth-first round, with ``depth``, the
+    ``frontier`` (an array of node ids), ``seen`` (a JSONB object {node id: depth} of every node
+    reached so far) and ``edges`` (a JSONB array of the edges walked in that round: from the
+    frontier onto nodes not seen before; each also names the node it led to, ``walked_to``).
 
-    The recursion is a breadth-first search with a visited set: each round carries the frontier
-    (an array) and the nodes seen so far (a JSONB object), and steps only onto unseen nodes. So
-    every node is expanded once, as in an in-memory BFS, however many cycles lead back to it."""
+    Each round steps only onto unseen nodes, so every node is expanded once, as in an in-memory
+    BFS, however many cycles lead back to it; and the edges come out of the same index scans."""
     seed_ids = seed.subquery("seed_ids").c[0]
     walk = select(
         literal(0, Integer).label("depth"),
         func.array_agg(seed_ids, type_=ARRAY(Text)).label("frontier"),
         func.jsonb_object_agg(seed_ids, 0, type_=JSONB).label("seen"),
+        func.jsonb_build_array(type_=JSONB).label("edges"),
     ).cte("walk", recursive=True)
     prev = walk.alias("prev")
     steps = _steps(direction, edge_types, namespace)
-    fresh = (select(steps.c.b).distinct()
-             .where(steps.c.a == func.any(prev.c.frontier), ~prev.c.seen.has_key(steps.c.b))
-             .correlate(prev).lateral("fresh"))
-    nxt = select(func.array_agg(fresh.c.b, type_=ARRAY(Text)).label("frontier"),
-                 func.jsonb_object_agg(fresh.c.b, prev.c.depth + 1, type_=JSONB).label("added")).lateral("nxt")
-    walk = walk.union_all(
+    onto_new = (select(steps)
+                .where(steps.c.a == func.any(prev.c.frontier), ~prev.c.seen.has_key(steps.c.b))
+                .correlate(prev).lateral("onto_new"))
+    edge = func.jsonb_build_object(
+        "id", onto_new.c.id, "source_id", onto_new.c.source_id, "target_id", onto_new.c.target_id,
+        "type", onto_new.c.type, "data", onto_new.c.data, "weight", onto_new.c.weight,
+        "created_at", onto_new.c.created_at, "walked_to", onto_new.c.b)
+    nxt = select(
+        func.array_agg(onto_new.c.b.distinct(), type_=ARRAY(Text)).label("frontier"),
+        func.jsonb_object_agg(onto_new.c.b, prev.c.depth + 1, type_=JSONB).label("added"),
+        func.jsonb_agg(aggregate_order_by(edge, onto_new.c.b, onto_new.c.id), type_=JSONB).label("edges"),
+    ).lateral("nxt")
+    return walk.union_all(
         select(prev.c.depth + 1, nxt.c.frontier,
-               prev.c.seen.op("||")(func.coalesce(nxt.c.added, func.jsonb_build_object())).label("seen"))
+               prev.c.seen.op("||")(func.coalesce(nxt.c.added, func.jsonb_build_object())).label("seen"),
+               func.coalesce(nxt.c.edges, func.jsonb_build_array()))
         .select_from(prev.join(nxt, true()))
         .where(prev.c.depth < max_depth, prev.c.frontier.is_not(None))
     )
+
+
+def _reached(walk):
+    """CTE with one column ``m``: the last round's map {node id: depth} of every node reached."""
     return (select(walk.c.seen.label("m")).order_by(walk.c.depth.desc()).limit(1)
             .cte("reached").prefix_with("MATERIALIZED"))
 
@@ -106,8 +120,8 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
     and pydantic parses it in one pass, which is much cheaper than a Python object per row.
     `start` is a node id, or a SELECT of node ids to start from together (depth 0)."""
     seed = start_ids(start, namespace) if isinstance(start, str) else start
-    reached = _reached(seed, max_depth=max_depth, direction=direction, edge_types=edge_types,
-                       namespace=namespace)
+    walk = _bfs(seed, max_depth=max_depth, direction=direction, edge_types=edge_types, namespace=namespace)
+    reached = _reached(walk)
     best = _best_depths(reached)
     walked = (select(*NODE_COLUMNS, best.c.depth)
               .join_from(best, Node.__table__, Node.id == best.c.node_id)
@@ -118,20 +132,16 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
         walked = walked.limit(max_nodes)
     walked = walked.cte("walked")
 
-    # The edges walked: into each node, from a node one level up. The parent's depth comes from
-    # the one-row map, not a second join with `best` (PostgreSQL cannot estimate CTE sizes and
-    # would join two copies of `best` first, a near cross product); the edges are looked up per
-    # node behind an OFFSET 0 fence, through the edge indexes, rather than by one hash join
-    # over every edge in the schema.
-    into = _steps(direction, edge_types, namespace)
-    incoming = (select(into).join(reached, true())
-                .where(into.c.b == walked.c.id,
-                       reached.c.m[into.c.a].astext.cast(Integer) == walked.c.depth - 1)
-                .offset(0)
-                .lateral("incoming"))
-    edges = (select(func.coalesce(func.json_agg(aggregate_order_by(
-                 _edge_json(incoming), walked.c.depth, walked.c.id, incoming.c.id)), func.json_build_array()))
-             .select_from(walked.join(incoming, true())).scalar_subquery())
+    # The edges walked were collected round by round by the walk itself.
+    round_edges = (func.jsonb_array_elements(walk.c.edges).table_valued(column("value", JSONB))
+                   .render_derived("walked_edge"))
+    edge_rows = select(func.coalesce(func.jsonb_agg(aggregate_order_by(
+        round_edges.c.value, walk.c.depth, round_edges.c.value["walked_to"].astext,
+        round_edges.c.value["id"].astext)), func.jsonb_build_array())).select_from(walk.join(round_edges, true()))
+    if max_nodes is not None:  # only edges onto nodes that made the cut
+        kept = select(func.jsonb_object_agg(walked.c.id, walked.c.depth)).scalar_subquery()
+        edge_rows = edge_rows.where(kept.op("?")(round_edges.c.value["walked_to"].astext))
+    edges = edge_rows.scalar_subquery()
     nodes = (select(func.coalesce(func.json_agg(aggregate_order_by(
                  func.json_build_object("node", _node_json(walked), "depth", walked.c.depth),
                  walked.c.depth, walked.c.id)), func.json_build_array()))
@@ -147,8 +157,8 @@ def shortest_path(source_id: str, target_id: str, *, max_depth: int, direction: 
     within `max_depth`): the node's columns, its ``depth`` (steps from the source) and ``next``,
     the edge taken from it towards the target (null on the target). Among equally short paths
     the one through the smallest ids is taken, so the answer is stable."""
-    best = _best_depths(_reached(start_ids(source_id), max_depth=max_depth, direction=direction,
-                                 edge_types=edge_types, namespace=None))
+    best = _best_depths(_reached(_bfs(start_ids(source_id), max_depth=max_depth, direction=direction,
+                                      edge_types=edge_types, namespace=None)))
     back = (select(best.c.node_id, best.c.depth, null().cast(JSON).label("next"))
             .where(best.c.node_id == target_id).cte("back", recursive=True))
     here = back.alias("here")

@@ -131,7 +131,17 @@ class GraphRepository:
 
     async def traverse(self, start: str | Any, **options: Any) -> Traversal:
         """Walk from a node id, or from a SELECT of seed ids (then ``seeds`` lists the seeds)."""
-        raw = (await self.session.execute(traversal_sql.traverse(start, **options))).scalar_one()
+        if isinstance(start, str):
+            stmt = traversal_sql.traverse_by_id(options["direction"], bool(options.get("edge_types")),
+                                                options.get("namespace") is not None,
+                                                options.get("max_nodes") is not None)
+            params = {"start_id": start, "max_depth": options["max_depth"]}
+            for key in ("edge_types", "namespace", "max_nodes"):
+                if options.get(key):
+                    params[key] = options[key]
+            raw = (await self.session.execute(stmt, params)).scalar_one()
+        else:
+            raw = (await self.session.execute(traversal_sql.traverse(start, **options))).scalar_one()
         walk = Traversal.model_validate_json(raw)
         if not isinstance(start, str):
             walk.seeds = [n.node.id for n in walk.nodes if n.depth == 0]

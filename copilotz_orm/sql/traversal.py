@@ -1,16 +1,21 @@
-"""Graph traversal as one recursive CTE.
+"""Graph traversal as one recursive CTE: a breadth-first search with a visited set.
 
-``walk`` holds (node, depth) pairs; UNION (not UNION ALL) keeps each pair once, so every level
-holds each node at most once and cycles end at ``max_depth``. ``best`` keeps each node at its
-shortest depth; ``via`` gathers the edges walked: those from a node at depth d-1 to one at
-depth d (joins, so each lookup is a hash probe rather than a scan of ``best``).
+``walk`` has one row per round: the frontier, the map of nodes seen so far (id -> depth) and the
+edges walked that round. ``reached`` is the last map; ``best`` its (node, depth) rows; the result
+is one JSON document in the shape of ``schemas.Traversal``. ``shortest_path`` walks back from the
+target along the levels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import JSON, Integer, Select, Subquery, Text, cast, column, func, literal, null, select, true, union_all
+from functools import lru_cache
+
+from sqlalchemy import (
+    JSON, BindParameter, Integer, Select, Subquery, Text, bindparam, cast, column, func, literal, null, select, true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 
 from ..models import Edge, Node
@@ -29,7 +34,9 @@ def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: st
     def oriented(a, b):
         stmt = select(a.label("a"), b.label("b"), Edge.id, Edge.source_id, Edge.target_id,
                       Edge.type, Edge.data, Edge.weight, Edge.created_at)
-        if edge_types:
+        if isinstance(edge_types, BindParameter):
+            stmt = stmt.where(Edge.type.in_(edge_types))
+        elif edge_types:
             stmt = stmt.where(Edge.type.in_(list(edge_types)))
         if namespace is not None:
             stmt = stmt.join(Node.__table__, Node.id == b).where(Node.namespace == namespace)
@@ -111,6 +118,18 @@ def _node_json(table):
     return func.json_build_object(*[x for c in NODE_COLUMNS for x in (c.key, table.c[c.key])])
 
 
+@lru_cache(maxsize=128)
+def traverse_by_id(direction: Direction, typed: bool, namespaced: bool, limited: bool) -> Select:
+    """:func:`traverse` from one node, built once per shape and reused: building and keying a
+    statement this size costs more than running it on a small graph. Parameters: ``start_id``,
+    ``max_depth``, and ``edge_types`` (a list), ``namespace``, ``max_nodes`` when the shape says so."""
+    return traverse(
+        bindparam("start_id", type_=Text), max_depth=bindparam("max_depth", type_=Integer), direction=direction,
+        edge_types=bindparam("edge_types", expanding=True) if typed else None,
+        max_nodes=bindparam("max_nodes", type_=Integer) if limited else None,
+        namespace=bindparam("namespace", type_=Text) if namespaced else None)
+
+
 def traverse(start: str | Select, *, max_depth: int, direction: Direction = "both",
              edge_types: Sequence[str] | None = None, max_nodes: int | None = None,
              namespace: str | None = None) -> Select:
@@ -119,7 +138,7 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
     edges walked: each from a node at depth d-1 to one at depth d). PostgreSQL builds the JSON
     and pydantic parses it in one pass, which is much cheaper than a Python object per row.
     `start` is a node id, or a SELECT of node ids to start from together (depth 0)."""
-    seed = start_ids(start, namespace) if isinstance(start, str) else start
+    seed = start if isinstance(start, Select) else start_ids(start, namespace)
     walk = _bfs(seed, max_depth=max_depth, direction=direction, edge_types=edge_types, namespace=namespace)
     reached = _reached(walk)
     best = _best_depths(reached)
@@ -146,7 +165,7 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
                  func.json_build_object("node", _node_json(walked), "depth", walked.c.depth),
                  walked.c.depth, walked.c.id)), func.json_build_array()))
              .scalar_subquery())
-    start_id = start if isinstance(start, str) else None
+    start_id = None if isinstance(start, Select) else start
     return select(func.json_build_object("start_id", cast(start_id, Text), "nodes", nodes, "edges", edges)
                   .cast(Text).label("result"))
 

@@ -196,9 +196,10 @@ async def main() -> None:
     report = ["## Graph traversal", "",
               f"`python -m benchmarks.bench_traversal --starts {args.starts}` on the embedded server "
               f"(PostgreSQL 18, fsync off), run {time.strftime('%Y-%m-%d')}. Medians over the starts; "
-              "every method returned the same node set for every start and depth.",
-              "floor = the same CTE as SQL text on raw asyncpg; original = one query per BFS level "
-              "(the original's algorithm) on raw asyncpg; networkx = in-memory BFS."]
+              "every method returned the same node set (and ours, the floor and the original the same edges walked) for every start and depth.",
+              "floor = the same CTE as SQL text on raw asyncpg; original = the original's algorithm, level "
+              "by level on raw asyncpg (a query for the frontier's edges and one for the new nodes per level, "
+              "same nodes and edges walked as ours); networkx = in-memory BFS (node ids only)."]
     async with await create_database(DbConfig(url=":memory:", embedding=EmbeddingConfig(model="hashing"))) as db:
         await db.provision_schema(SCHEMA)
         for name in args.graphs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import statistics
@@ -134,6 +135,10 @@ async def bench_graph(db, name: str, starts: int, depths: list[int], report: lis
     await db.ops.import_edge_list(pairs, namespace=name, schema=SCHEMA)
     load_s = time.perf_counter() - t0
     graph = nx.DiGraph(pairs) if directed else nx.Graph(pairs)
+    # The in-memory graph is millions of objects; without this every garbage collection would
+    # scan them, and that pause would land on whichever method allocates most (ours).
+    gc.collect()
+    gc.freeze()
     direction = "out" if directed else "both"
     rng = random.Random(7)
     chosen = rng.sample(sorted(graph.nodes), starts)

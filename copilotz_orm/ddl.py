@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, Index, MetaData, Table, cast, func
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex, ExecutableDDLElement
+from sqlalchemy.schema import AddConstraint, CreateIndex, ExecutableDDLElement
 from sqlalchemy.sql.compiler import DDLCompiler
 
 from pgvector.sqlalchemy import Vector
@@ -53,10 +53,3 @@ def embedding_space_ddl(dimension: int) -> list[ExecutableDDLElement]:
         postgresql_ops={"embedding_dim": "vector_cosine_ops"},
     )
     return [AddConstraint(check), CreateIndex(index)]
-
-
-def drop_embedding_space_ddl(dimension: int) -> list[ExecutableDDLElement]:
-    table, embedding = _nodes_embedding()
-    check = CheckConstraint(embedding.is_(None), name=DIMENSION_CHECK, table=table)
-    index = Index(HNSW_INDEX, cast(embedding, Vector(dimension)))
-    return [DropIndex(index, if_exists=True), DropConstraint(check, if_exists=True)]

@@ -31,6 +31,11 @@ def new_id() -> str:
     return str(ULID())
 
 
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """SQL for a CHECK that `column` holds one of `values` (constants of this package)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(schema=PLACEHOLDER_SCHEMA, naming_convention=NAMING_CONVENTION)
     type_annotation_map = {

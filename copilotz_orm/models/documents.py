@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
+from .base import one_of
 from .graph import CHUNK, DOCUMENT, Node
 
 DOCUMENT_STATUSES = ("pending", "processing", "indexed", "failed")
@@ -29,7 +30,7 @@ class Document(Node):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
 
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'processing', 'indexed', 'failed')", name="status"),
+        CheckConstraint(one_of("status", DOCUMENT_STATUSES), name="status"),
         Index(None, "namespace", "content_hash", unique=True),
         Index(None, "namespace", "status"),
     )

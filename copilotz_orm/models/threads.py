@@ -10,14 +10,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Timestamps, new_id
+from .base import Base, Timestamps, new_id, one_of
 
 THREAD_STATUSES = ("active", "archived")
 QUEUE_STATUSES = ("pending", "processing", "completed", "failed", "expired", "overwritten", "cancelled")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Thread(Timestamps, Base):
@@ -36,7 +32,7 @@ class Thread(Timestamps, Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
 
     __table_args__ = (
-        CheckConstraint(_in("status", THREAD_STATUSES), name="status"),
+        CheckConstraint(one_of("status", THREAD_STATUSES), name="status"),
         Index(None, "external_id", postgresql_where=text("status = 'active'")),
         Index(None, "participants", postgresql_using="gin"),
         Index(None, "namespace"),
@@ -87,7 +83,7 @@ class QueueItem(Timestamps, Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
 
     __table_args__ = (
-        CheckConstraint(_in("status", QUEUE_STATUSES), name="status"),
+        CheckConstraint(one_of("status", QUEUE_STATUSES), name="status"),
         Index(None, "thread_id", "dedupe_key", unique=True,
               postgresql_where=text("dedupe_key IS NOT NULL AND status IN ('pending', 'processing')")),
         Index(None, "status", "lease_expires_at"),

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import NodeNotFound, translate_db_errors
 from ..models import Chunk, Edge, Node
-from ..schemas import Direction, EdgeOut, GraphPath, NodeHit, NodeOut, Traversal, TraversedNode
+from ..schemas import Direction, EdgeOut, GraphPath, NodeHit, NodeOut, Traversal
 from ..sql import search as search_sql
 from ..sql import traversal as traversal_sql
 

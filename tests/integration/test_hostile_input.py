@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from copilotz_orm import Node
-from copilotz_orm.errors import CopilotzError, DocumentError, EmbeddingMismatch, InvalidInput, InvalidSchemaName
+from copilotz_orm.errors import DocumentError, EmbeddingMismatch, InvalidInput, InvalidSchemaName
 
 
 async def node_count(db, ns):
@@ -148,59 +148,3 @@ async def test_import_edge_list_checks_its_input(db, ns):
         await db.ops.import_edge_list([("a", "b")], namespace="a:b")
     result = await db.ops.import_edge_list([("a", "b"), ("a", "b"), ("b", "a")], namespace=ns)
     assert (result.nodes, result.edges, result.new_edges) == (2, 2, 2)
-
-
-def test_every_error_is_a_copilotz_error():
-    assert issubclass(InvalidSchemaName, CopilotzError) and issubclass(DocumentError, InvalidInput)
-
-
-async def test_edge_types_are_cleaned_before_the_write_and_the_answer(db, ns):
-    (a,) = await db.ops.create_nodes([{"namespace": ns, "type": "e", "name": "a"}])
-    edge = await db.ops.create_edge(source_id=a.id, target_id=a.id, type="x\x00y")
-    assert edge.type == "xy"
-
-
-async def test_unknown_and_missing_batch_fields_name_the_field(db, ns):
-    with pytest.raises(InvalidInput, match="unknown field.*embed"):
-        await db.ops.create_nodes([{"namespace": ns, "type": "e", "name": "a", "embed": True}])
-    with pytest.raises(InvalidInput, match="missing target_id"):
-        await db.ops.create_edges([{"source_id": "a", "type": "R"}])
-
-
-async def test_lookups_by_document_id_and_cursor_with_bad_characters(db):
-    assert await db.ops.get_document_by_id("x\x00y") is None
-    assert (await db.ops.get_nodes_by_namespace("n", cursor="\ud800")).items is not None
-
-
-async def test_resolve_node_stays_in_the_namespace(db, ns):
-    await db.ops.import_edge_list([("30", "31")], namespace=ns)
-    await db.ops.create_node(namespace=ns + "_other", id="30", type="e", name="stray")
-    found = await db.ops.resolve_node("30", namespace=ns)
-    assert found.id == f"{ns}:30" and found.namespace == ns
-    await db.ops.delete_node("30")
-
-
-@pytest.mark.parametrize("vector", [[True] * 384, ["1"] * 384])
-async def test_vectors_of_booleans_or_strings(db, ns, vector):
-    with pytest.raises(InvalidInput):
-        await db.ops.create_node(namespace=ns, type="e", name="n", embedding=vector)
-
-
-async def test_vector_chunk_search_fills_its_limit_beside_other_embedded_nodes(db, ns):
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from copilotz_orm import DbConfig, EmbeddingConfig, create_database
-
-    await db.ops.ingest_text(" ".join(f"w{i}" for i in range(3000)), namespace=ns, chunk_size=20, chunk_overlap=0)
-    await db.ops.create_nodes([{"namespace": ns + "_n", "type": "e", "name": f"w{i} w{i + 1}"}
-                               for i in range(600)], embed=True)
-    engine = create_async_engine(db.engine.url, connect_args={"server_settings": {
-        "enable_seqscan": "off", "enable_bitmapscan": "off"}})
-    forced = await create_database(DbConfig(embedding=EmbeddingConfig(model="hashing")), engine=engine)
-    try:
-        for limit in (40, 41, 100):
-            hits = await forced.ops.search_chunks("w1 w2 w3", mode="vector", limit=limit)
-            assert len(hits) == limit
-    finally:
-        await forced.close()
-        await engine.dispose()

@@ -27,6 +27,7 @@ from .errors import (
     translate_db_errors,
 )
 from .models import EmbeddingSpace
+from .scopes import Scope, Tenant, Transaction, ambient_scope
 from .tenancy import translate_map, validate_schema_name
 
 # Advisory lock keys (first half of the two-int form): one for database bootstrap, one per schema.
@@ -104,10 +105,29 @@ class Database:
             finally:
                 await session.close()
 
+    def tenant(self, schema: str, namespace: str | None = None) -> Tenant:
+        """A tenant scope: ``db.tenant("acme").ops`` runs ops in schema ``acme``; ``with
+        db.tenant("acme"):`` makes it the default for ``db.ops`` and ``db.session()`` inside."""
+        return Tenant(self, Scope.of(validate_schema_name(schema), namespace))
+
+    @asynccontextmanager
+    async def transaction(self, schema: str | None = None, namespace: str | None = None
+                          ) -> AsyncIterator[Transaction]:
+        """One transaction for several ops: ``async with db.transaction(schema="acme") as tx:``
+        then ``await tx.ops.create_node(...)``, or your own queries in ``tx.session``."""
+        scope = Scope.of(schema, namespace)
+        ambient = ambient_scope()
+        schema = await self.ensure_schema(scope.schema)
+        scope = Scope(schema, scope.namespace if scope.namespace is not None
+                      else (ambient.namespace if ambient.schema in (None, schema) else None))
+        async with self.session(schema) as session:
+            yield Transaction(self, scope, session)
+
     # -- tenancy ---------------------------------------------------------------------------------
     async def ensure_schema(self, schema: str | None = None) -> str:
-        """Validate `schema` and make sure it is provisioned (or raise :class:`TenantNotFound`)."""
-        schema = validate_schema_name(schema or self.config.default_schema)
+        """Validate `schema` (default: the ambient tenant's, else the configured default) and
+        make sure it is provisioned (or raise :class:`TenantNotFound`)."""
+        schema = validate_schema_name(schema or ambient_scope().schema or self.config.default_schema)
         if schema in self._ready:
             return schema
         async with self._schema_lock:

@@ -28,6 +28,7 @@ from .sanitize import (
     NAME_BYTES, check_vector, clean_json, names, optional, required, similarity, truncate_bytes,
     whole_number,
 )
+from .scopes import Scope, ambient_scope
 from .schemas import (
     ChunkHit, Direction, DocumentOut, EdgeOut, GraphPath, ImportResult, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
     TraversedNode,
@@ -72,11 +73,35 @@ def _limit(limit: int) -> int:
 
 
 class Ops:
-    def __init__(self, db: Database) -> None:
+    """The operations, in one tenant scope (see :mod:`copilotz_orm.scopes`): ``db.ops`` follows
+    the ambient ``with db.tenant(...)`` block; ``db.tenant(...).ops`` and a transaction's
+    ``tx.ops`` are bound to theirs."""
+
+    def __init__(self, db: Database, *, scope: Scope | None = None, session: AsyncSession | None = None) -> None:
         self._db = db
+        self._bound = scope
+        self._tx = session
+
+    @property
+    def _scope(self) -> Scope:
+        return self._bound if self._bound is not None else ambient_scope()
+
+    def _namespace(self, namespace: str | None) -> str:
+        """The namespace a write goes to: the call's, else the scope's; one is needed."""
+        return self._scope.namespace_for(namespace, needed=True)  # type: ignore[return-value]
+
+    def _namespaces(self, namespace: str | Sequence[str] | None) -> list[str] | None:
+        return self._scope.namespaces_for(namespace)
 
     @asynccontextmanager
     async def _session(self, schema: str | None) -> AsyncIterator[AsyncSession]:
+        schema = self._scope.schema_for(schema)
+        if self._tx is not None:
+            # Inside db.transaction(): a savepoint per op, so a failed op leaves nothing behind
+            # and the caller may catch its error and go on.
+            async with self._tx.begin_nested():
+                yield self._tx
+            return
         async with self._db.session(schema) as session:
             yield session
 
@@ -126,7 +151,7 @@ class Ops:
                 row["embedding"] = vector
         return rows
 
-    async def create_node(self, *, namespace: str, type: str, name: str, content: str | None = None,
+    async def create_node(self, *, type: str, name: str, namespace: str | None = None, content: str | None = None,
                           embedding: Sequence[float] | None = None, data: dict[str, Any] | None = None,
                           source_type: str | None = None, source_id: str | None = None,
                           id: str | None = None, embed: bool = False, schema: str | None = None) -> NodeOut:
@@ -142,6 +167,7 @@ class Ops:
         for i, node in enumerate(nodes):
             if not isinstance(node, dict):
                 raise InvalidInput(f"nodes[{i}] must be a dict of node fields, got {builtins.type(node).__name__}")
+            node = {**node, "namespace": self._namespace(node.get("namespace"))}
             _known_fields(node, _NODE_FIELDS, f"nodes[{i}]")
             rows.append(self._node_values(**node))
         if not rows:
@@ -162,11 +188,11 @@ class Ops:
         async with self._session(schema) as s:
             return await GraphRepository(s).get_node(node_id)
 
-    async def get_nodes_by_namespace(self, namespace: str, type: str | Sequence[str] | None = None, *,
+    async def get_nodes_by_namespace(self, namespace: str | None = None, type: str | Sequence[str] | None = None, *,
                                      limit: int = 100, cursor: str | None = None,
                                      schema: str | None = None) -> NodePage:
         """A page of a namespace's nodes in creation order; pass ``next_cursor`` back for more."""
-        namespace = required(namespace, "namespace")
+        namespace = self._namespace(namespace)
         if cursor is not None:
             cursor = required(cursor, "cursor")
         async with self._session(schema) as s:
@@ -228,8 +254,9 @@ class Ops:
         """Delete the nodes derived from one source; returns how many nodes went."""
         conditions = [Node.source_type == required(source_type, "source_type"),
                       Node.source_id == required(source_id, "source_id", NAME_BYTES)]
+        namespace = self._scope.namespace_for(namespace)
         if namespace is not None:
-            conditions.append(Node.namespace == required(namespace, "namespace"))
+            conditions.append(Node.namespace == namespace)
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_nodes(*conditions)
 
@@ -301,8 +328,7 @@ class Ops:
         _direction(direction)
         if max_nodes is not None:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
-        if namespace is not None:
-            namespace = required(namespace, "namespace")
+        namespace = self._scope.namespace_for(namespace)
         async with self._session(schema) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
@@ -335,7 +361,7 @@ class Ops:
         _direction(direction)
         if max_nodes is not None:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
-        namespaces, types = names(namespace, "namespace"), names(type, "type")
+        namespaces, types = self._namespaces(namespace), names(type, "type")
         nearest = search_sql.nearest_nodes(vector, self._db.embedder.dimension, limit=seeds,
                                            namespaces=namespaces, types=types).subquery("nearest")
         async with self._session(schema) as s:
@@ -370,21 +396,22 @@ class Ops:
                            type: str | Sequence[str] | None = None, limit: int = 10,
                            min_similarity: float | None = None, schema: str | None = None) -> list[NodeHit]:
         """Nodes nearest to a text (embedded with the schema's model) or a vector, by cosine."""
+        namespaces = self._namespaces(namespace)
         vector = await self._query_vector(query, embedding)
         async with self._session(schema) as s:
             return await GraphRepository(s).nearest(
                 vector, self._db.embedder.dimension, limit=_limit(limit),
-                namespaces=names(namespace, "namespace"), types=names(type, "type"),
+                namespaces=namespaces, types=names(type, "type"),
                 min_similarity=similarity(min_similarity, "min_similarity"))
 
-    async def import_edge_list(self, pairs: Iterable[tuple[str, str]], *, namespace: str,
+    async def import_edge_list(self, pairs: Iterable[tuple[str, str]], *, namespace: str | None = None,
                                edge_type: str = "RELATED_TO", node_type: str = ENTITY,
                                progress: Callable[[int], None] | None = None,
                                schema: str | None = None) -> ImportResult:
         """Load an edge list: a node per distinct id (id ``<namespace>:<token>``, name
         ``<token>``) and a directed edge per distinct pair, in one transaction; rows already
         there are kept. Returns the counts, in all and new."""
-        namespace = required(namespace, "namespace")
+        namespace = self._namespace(namespace)
         if ":" in namespace:
             raise InvalidInput("an import namespace must not contain ':' (node ids are <namespace>:<token>)")
         edge_type = required(edge_type, "edge_type")
@@ -422,8 +449,7 @@ class Ops:
         """A node by id; with `namespace`, only a node of that namespace: by ``<namespace>:<ref>``,
         by id, or by name."""
         ref = required(ref, "node reference")
-        if namespace is not None:
-            namespace = required(namespace, "namespace")
+        namespace = self._scope.namespace_for(namespace)
         async with self._session(schema) as s:
             repo = GraphRepository(s)
             if namespace is None:
@@ -435,7 +461,7 @@ class Ops:
             return await repo.find_node(namespace, ref)
 
     # -- documents -----------------------------------------------------------------------------
-    async def create_document(self, source: str | Path | None = None, *, namespace: str,
+    async def create_document(self, source: str | Path | None = None, *, namespace: str | None = None,
                               content: str | None = None, title: str | None = None,
                               schema: str | None = None, **chunking: int) -> IngestResult:
         """Store and index a document: `source` is a file path (or ``text:...`` for raw text),
@@ -448,24 +474,24 @@ class Ops:
             return await self.ingest_text(content, namespace=namespace, title=title, schema=schema, **chunking)
         return await self.ingest_file(source, namespace=namespace, schema=schema, **chunking)
 
-    async def ingest_file(self, path: str | Path, *, namespace: str, schema: str | None = None,
+    async def ingest_file(self, path: str | Path, *, namespace: str | None = None, schema: str | None = None,
                           **chunking: int) -> IngestResult:
         """Read, chunk, embed and store a text file (see :meth:`ingest_document`)."""
         source = await asyncio.to_thread(read_file, path)  # file reads must not stall the event loop
         return await self.ingest_document(source, namespace=namespace, schema=schema, **chunking)
 
-    async def ingest_text(self, text: str, *, namespace: str, title: str | None = None,
+    async def ingest_text(self, text: str, *, namespace: str | None = None, title: str | None = None,
                           source_uri: str | None = None, schema: str | None = None,
                           **chunking: int) -> IngestResult:
         return await self.ingest_document(read_text(text, title=title, source_uri=source_uri),
                                           namespace=namespace, schema=schema, **chunking)
 
-    async def ingest_document(self, source: SourceDocument, *, namespace: str, schema: str | None = None,
+    async def ingest_document(self, source: SourceDocument, *, namespace: str | None = None, schema: str | None = None,
                               chunk_size: int = DEFAULT_CHUNK_SIZE,
                               chunk_overlap: int = DEFAULT_OVERLAP) -> IngestResult:
         """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
         edges in one transaction. The same content in the same namespace is stored once."""
-        namespace = required(namespace, "namespace")
+        namespace = self._namespace(namespace)
         whole_number(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
         whole_number(chunk_overlap, "chunk_overlap", 0, chunk_size - 1)
         try:
@@ -526,6 +552,7 @@ class Ops:
         similarity."""
         if mode not in SEARCH_MODES:
             raise InvalidInput(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        namespaces = self._namespaces(namespace)
         if mode != "vector" and query is None:
             raise InvalidInput(f"mode {mode!r} needs query= text; use mode='vector' to search by embedding alone")
         if mode == "text":
@@ -539,9 +566,10 @@ class Ops:
         async with self._session(schema) as s:
             return await DocumentRepository(s).search_chunks(
                 mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
-                limit=_limit(limit), namespaces=names(namespace, "namespace"),
+                limit=_limit(limit), namespaces=namespaces,
                 min_similarity=similarity(threshold, "threshold"))
 
     async def get_namespace_stats(self, *, schema: str | None = None) -> list[NamespaceStats]:
+        """Per namespace (only the scope's, when one is bound): documents, chunks, last update."""
         async with self._session(schema) as s:
-            return await DocumentRepository(s).namespace_stats()
+            return await DocumentRepository(s).namespace_stats(self._scope.namespace)

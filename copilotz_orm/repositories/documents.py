@@ -53,7 +53,7 @@ class DocumentRepository:
                                  similarity=r["similarity"], document=DocumentOut.model_validate(doc)))
         return hits
 
-    async def namespace_stats(self) -> list[NamespaceStats]:
+    async def namespace_stats(self, namespace: str | None = None) -> list[NamespaceStats]:
         stmt = (
             select(Document.__table__.c.namespace, func.count().label("document_count"),
                    func.coalesce(func.sum(Document.__table__.c.chunk_count), 0).label("chunk_count"),
@@ -62,5 +62,7 @@ class DocumentRepository:
             .group_by(Document.__table__.c.namespace)
             .order_by(Document.__table__.c.namespace)
         )
+        if namespace is not None:
+            stmt = stmt.where(Document.__table__.c.namespace == namespace)
         rows = (await self.session.execute(stmt)).mappings()
         return [NamespaceStats.model_validate(dict(r)) for r in rows]

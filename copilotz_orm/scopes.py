@@ -1,0 +1,155 @@
+"""Tenant scopes: which schema (and namespace) an operation runs in.
+
+Three ways to pick a tenant, from the most explicit:
+
+* ``schema=`` / ``namespace=`` on a call;
+* a bound scope, ``db.tenant("acme", namespace="ws:1").ops`` or a transaction's ``tx.ops``,
+  where a conflicting explicit argument is refused (one tenant per session);
+* the ambient scope set by ``with db.tenant("acme"):`` for ``db.ops`` and ``db.session()`` calls
+  in that block (a context variable, so each asyncio task sees its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from .errors import InvalidInput
+from .sanitize import names, required
+from .tenancy import validate_schema_name
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .ops import Ops
+
+
+@dataclass(frozen=True)
+class Scope:
+    schema: str | None = None
+    namespace: str | None = None
+    strict: bool = True
+    """Strict (bound) scopes refuse a call naming another schema or namespace; the ambient
+    scope of a ``with db.tenant(...)`` block only supplies defaults."""
+
+    @classmethod
+    def of(cls, schema: str | None, namespace: str | None) -> Scope:
+        """A scope with both names checked (before any SQL runs)."""
+        return cls(None if schema is None else validate_schema_name(schema),
+                   None if namespace is None else required(namespace, "namespace"))
+
+    def schema_for(self, schema: str | None) -> str | None:
+        """The schema a call runs in: its own `schema=`, which must agree with this scope's."""
+        if schema is None:
+            return self.schema
+        schema = validate_schema_name(schema)
+        if self.strict and self.schema is not None and schema != self.schema:
+            raise InvalidInput(f"this scope is bound to schema {self.schema!r}; a call cannot use schema "
+                               f"{schema!r} in it (use db.ops, or another db.tenant(...), for that schema)")
+        return schema
+
+    def namespace_for(self, namespace: str | None, *, needed: bool = False) -> str | None:
+        """One namespace: the call's own, which must agree with this scope's, or this scope's."""
+        if namespace is None:
+            if needed and self.namespace is None:
+                raise InvalidInput("namespace= is required (or bind one: db.tenant(schema, namespace=...))")
+            return self.namespace
+        namespace = required(namespace, "namespace")
+        self._agrees(namespace)
+        return namespace
+
+    def namespaces_for(self, namespace: str | Sequence[str] | None) -> list[str] | None:
+        """A namespace filter (one name or several); a bound namespace is the default filter."""
+        given = names(namespace, "namespace")
+        if given is None:
+            return None if self.namespace is None else [self.namespace]
+        for name in given:
+            self._agrees(name)
+        return given
+
+    def _agrees(self, namespace: str) -> None:
+        if self.strict and self.namespace is not None and namespace != self.namespace:
+            raise InvalidInput(f"this scope is bound to namespace {self.namespace!r}; a call cannot use "
+                               f"namespace {namespace!r} in it")
+
+
+_ambient: ContextVar[Scope] = ContextVar("copilotz_orm_scope", default=Scope(strict=False))
+
+
+def ambient_scope() -> Scope:
+    """The scope set by the innermost ``with db.tenant(...)`` block of this task, if any."""
+    return _ambient.get()
+
+
+class Tenant:
+    """A schema (and optionally a namespace) to work in. ``tenant.ops`` runs every operation
+    there; ``with tenant:`` (or ``async with``) makes it the ambient scope for ``db.ops``."""
+
+    def __init__(self, db: Database, scope: Scope) -> None:
+        self._db = db
+        self.scope = scope
+        self._tokens: list[Token[Scope]] = []
+        self._ops: Ops | None = None
+
+    @property
+    def schema(self) -> str:
+        return self.scope.schema  # type: ignore[return-value]
+
+    @property
+    def namespace(self) -> str | None:
+        return self.scope.namespace
+
+    @property
+    def ops(self) -> Ops:
+        if self._ops is None:
+            from .ops import Ops
+
+            self._ops = Ops(self._db, scope=self.scope)
+        return self._ops
+
+    def session(self):
+        """An ORM session in this tenant's schema (see :meth:`Database.session`)."""
+        return self._db.session(self.scope.schema)
+
+    def transaction(self):
+        """A transaction in this tenant (see :meth:`Database.transaction`)."""
+        return self._db.transaction(schema=self.scope.schema, namespace=self.scope.namespace)
+
+    def __enter__(self) -> Tenant:
+        self._tokens.append(_ambient.set(replace(self.scope, strict=False)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _ambient.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> Tenant:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__(*exc)
+
+    def __repr__(self) -> str:
+        return f"Tenant(schema={self.scope.schema!r}, namespace={self.scope.namespace!r})"
+
+
+class Transaction:
+    """Several operations in one transaction: ``tx.ops`` composes ops, ``tx.session`` is the ORM
+    session for your own queries on our models. It commits when the ``async with`` block ends
+    and rolls back if the block raises. A failed op inside it is undone to its savepoint, so the
+    transaction stays usable if you catch the error."""
+
+    def __init__(self, db: Database, scope: Scope, session) -> None:
+        from .ops import Ops
+
+        self.scope = scope
+        self.session = session
+        self.ops = Ops(db, scope=scope, session=session)
+
+    @property
+    def schema(self) -> str:
+        return self.scope.schema  # type: ignore[return-value]
+
+    @property
+    def namespace(self) -> str | None:
+        return self.scope.namespace

@@ -374,5 +374,28 @@ async def schema_drop(db: Database, name: str, yes: bool) -> None:
     out.print(f"schema {name} dropped")
 
 
+@main.command()
+@click.argument("schemas", nargs=-1, callback=lambda ctx, param, value: tuple(_check_name(v) for v in value))
+@click.option("--all", "every", is_flag=True, help="Every schema that holds copilotz tables.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_run(writes=False)
+async def migrate(db: Database, schemas: tuple[str, ...], every: bool, as_json: bool) -> None:
+    """Upgrade tenant schemas to the latest revision: SCHEMAS, or --all of them. Each schema is
+    migrated in its own transaction under a lock, so several processes may run this at once."""
+    if every == bool(schemas):
+        raise CopilotzError("name the schemas to migrate, or pass --all (not both)")
+    targets = list(schemas) if schemas else await db.list_schemas()
+    with _Reporter("migrating", len(targets), "schemas") as progress:
+        done = await db.migrate_all(targets, on_schema=lambda _: progress.advance())
+    if as_json:
+        out.print_json(data=[{"schema": m.schema, "before": m.before, "after": m.after,
+                              "changed": m.changed} for m in done])
+        return
+    for m in done:
+        out.print(f"{m.schema}: {m.before or 'empty'} -> {m.after}" if m.changed
+                  else f"{m.schema}: already at {m.after}", highlight=False)
+    out.print(f"{sum(m.changed for m in done)} of {len(done)} schemas upgraded", highlight=False)
+
+
 if __name__ == "__main__":
     main()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import DDL, event, func, select
+from sqlalchemy import DDL, event, func, inspect, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.schema import CreateSchema, DropSchema
@@ -26,13 +26,13 @@ from .errors import (
     TenantNotFound,
     translate_db_errors,
 )
-from .models import EmbeddingSpace
+from .models import Base, EmbeddingSpace
 from .scopes import Scope, Tenant, Transaction, ambient_scope
 from .tenancy import translate_map, validate_schema_name
 
-# Advisory lock keys (first half of the two-int form): one for database bootstrap, one per schema.
+# Advisory lock key (first half of the two-int form) for database bootstrap; the per-schema one
+# is migrations.LOCK_SCHEMA.
 _LOCK_BOOTSTRAP = 0x0C0F1
-_LOCK_SCHEMA = 0x0C0F2
 
 
 @dataclass
@@ -135,10 +135,15 @@ class Database:
                 return schema
             if self.config.auto_provision_schema:
                 await self.provision_schema(schema)
-            elif not await self._is_current(schema):
+            elif (revision := await self._revision(schema)) != migrations.head_revision():
+                if revision is None:
+                    raise TenantNotFound(
+                        f"schema {schema!r} is not provisioned; call db.provision_schema({schema!r}) "
+                        "or run: copilotz-orm schema provision " + schema
+                    )
                 raise TenantNotFound(
-                    f"schema {schema!r} is not provisioned; call db.provision_schema({schema!r}) "
-                    "or run: copilotz-orm schema provision " + schema
+                    f"schema {schema!r} is at revision {revision}, but this copilotz_orm needs "
+                    f"{migrations.head_revision()}: run 'copilotz-orm migrate --all' (or await db.migrate_all())"
                 )
             else:
                 # Migrated (perhaps by the alembic command): its embedding space must match ours,
@@ -154,7 +159,7 @@ class Database:
         schema = validate_schema_name(schema)
         with translate_db_errors(f"provisioning schema {schema!r}"):
             async with migrations.run_alone(), self.engine.begin() as conn:
-                await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SCHEMA, func.hashtext(schema))))
+                await conn.run_sync(migrations.lock_schema, schema)
                 await conn.execute(CreateSchema(schema, if_not_exists=True))
                 before = await conn.run_sync(migrations.current_revision, schema)
                 await conn.run_sync(migrations.upgrade, schema)
@@ -195,11 +200,11 @@ class Database:
         return (self.config.embedding.model is None and not self._embedder_given
                 and schema == self.config.default_schema and not self._ready)
 
-    async def _is_current(self, schema: str) -> bool:
+    async def _revision(self, schema: str) -> str | None:
         async with self.engine.connect() as conn:
             if not await self._schema_exists(conn, schema):
-                return False
-            return await conn.run_sync(migrations.current_revision, schema) == migrations.head_revision()
+                return None
+            return await conn.run_sync(migrations.current_revision, schema)
 
     @staticmethod
     async def _schema_exists(conn: AsyncConnection, schema: str) -> bool:
@@ -214,23 +219,30 @@ class Database:
     async def list_schemas(self) -> list[str]:
         """Schemas that hold copilotz tables (a copilotz version table)."""
         async with self.engine.connect() as conn:
-            def _list(c):
-                from sqlalchemy import inspect
+            return await conn.run_sync(migrations.tenant_schemas)
 
-                insp = inspect(c)
-                return sorted(s for s in insp.get_schema_names()
-                              if migrations.VERSION_TABLE in insp.get_table_names(schema=s))
-            return await conn.run_sync(_list)
+    async def migrate_all(self, schemas: Sequence[str] | None = None,
+                          on_schema: Callable[[migrations.SchemaMigration], None] | None = None,
+                          ) -> list[migrations.SchemaMigration]:
+        """Upgrade every copilotz schema (or `schemas`) to the latest revision: see
+        :func:`copilotz_orm.migrations.migrate_all`."""
+        return await migrations.migrate_all(self.engine, schemas, on_schema=on_schema)
 
     async def warm_cache(self) -> list[str]:
-        """Mark every schema at the head revision whose embedding space matches this database's
-        embedder as ready (no check on first use); returns them."""
+        """Mark every schema that holds all our tables at the head revision, with an embedding
+        space matching this database's embedder, as ready (no check on first use); returns them.
+        Any other schema is checked (and migrated, or refused) on first use as usual."""
         head = migrations.head_revision()
         wanted = (self.embedder.name, self.embedder.dimension)
         ready = []
+        ours = {table.name for table in Base.metadata.tables.values()}
         async with self.engine.connect() as conn:
             for schema in await self.list_schemas():
                 if await conn.run_sync(migrations.current_revision, schema) != head:
+                    continue
+                # The version table alone proves little: a table may have been dropped by hand.
+                tables = await conn.run_sync(lambda c, s=schema: set(inspect(c).get_table_names(schema=s)))
+                if not ours <= tables:
                     continue
                 await conn.execution_options(schema_translate_map=translate_map(schema))
                 space = (await conn.execute(select(EmbeddingSpace.model, EmbeddingSpace.dimension))).first()

@@ -10,17 +10,27 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import alembic.context
+import alembic.op
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import TenantNotFound
 from ..tenancy import validate_schema_name
 
 VERSION_TABLE = "copilotz_alembic_version"
+LOCK_SCHEMA = 0x0C0F2
+"""First key of the per-schema advisory lock (the second is hashtext(schema)) that provisioning
+and migrating take, so two processes never migrate one schema at once."""
 SCRIPT_LOCATION = str(Path(__file__).parent)
 # Alembic keeps its running context in module globals, so one migration runs at a time per
 # process. Threads wait on the threading lock; coroutines of one event loop must not (a blocked
@@ -63,12 +73,94 @@ def current_revision(connection: Connection, schema: str) -> str | None:
     return ctx.get_current_revision()
 
 
+@contextmanager
+def _nested_safely(connection: Connection) -> Iterator[None]:
+    """Run one of our migrations inside whatever the caller is doing, even a host application's
+    own Alembic env.py: Alembic's module-level proxies (`alembic.context`, `alembic.op`) and the
+    transaction's search_path are put back afterwards."""
+    proxies = [(module, getattr(module, "_proxy", None)) for module in (alembic.context, alembic.op)]
+    path = connection.execute(select(func.current_setting("search_path"))).scalar_one()
+    with _alembic_lock:
+        try:
+            yield
+        finally:
+            for _module, proxy in proxies:
+                if proxy is not None:
+                    proxy._install_proxy()
+    connection.execute(select(func.set_config("search_path", path, True)))
+
+
 def upgrade(connection: Connection, schema: str, revision: str = "head") -> None:
     """Upgrade `schema` on `connection`, inside the caller's transaction."""
-    with _alembic_lock:
+    with _nested_safely(connection):
         command.upgrade(alembic_config(connection, schema), revision)
 
 
 def downgrade(connection: Connection, schema: str, revision: str) -> None:
-    with _alembic_lock:
+    with _nested_safely(connection):
         command.downgrade(alembic_config(connection, schema), revision)
+
+
+def lock_schema(connection: Connection, schema: str) -> None:
+    """Take the schema's advisory lock until the end of the connection's transaction."""
+    connection.execute(select(func.pg_advisory_xact_lock(LOCK_SCHEMA, func.hashtext(schema))))
+
+
+def tenant_schemas(connection: Connection) -> list[str]:
+    """Schemas that hold copilotz tables (a copilotz version table), sorted."""
+    insp = inspect(connection)
+    return sorted(s for s in insp.get_schema_names() if VERSION_TABLE in insp.get_table_names(schema=s))
+
+
+@dataclass(frozen=True)
+class SchemaMigration:
+    """What migrating one schema did."""
+
+    schema: str
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def upgrade_schema(connection: Connection, schema: str, revision: str = "head") -> SchemaMigration:
+    """Upgrade one existing schema under its advisory lock, in the caller's transaction. The
+    revision is read after the lock is held, so a schema another process has just migrated is
+    left alone."""
+    schema = validate_schema_name(schema)
+    if schema not in inspect(connection).get_schema_names():
+        raise TenantNotFound(f"there is no schema {schema!r} to migrate (create it with "
+                             f"db.provision_schema({schema!r}) or: copilotz-orm schema provision {schema})")
+    lock_schema(connection, schema)
+    before = current_revision(connection, schema)
+    upgrade(connection, schema, revision)
+    return SchemaMigration(schema, before, current_revision(connection, schema))
+
+
+def upgrade_all(connection: Connection, schemas: Sequence[str] | None = None,
+                revision: str = "head") -> list[SchemaMigration]:
+    """Upgrade every copilotz schema (or `schemas`) on one connection, in its transaction: for a
+    host application's Alembic env.py. Prefer :func:`migrate_all`, a transaction per schema."""
+    names = tenant_schemas(connection) if schemas is None else [validate_schema_name(s) for s in schemas]
+    return [upgrade_schema(connection, schema, revision) for schema in names]
+
+
+async def migrate_all(engine: AsyncEngine, schemas: Sequence[str] | None = None, revision: str = "head",
+                      on_schema: Callable[[SchemaMigration], None] | None = None) -> list[SchemaMigration]:
+    """Upgrade every schema holding copilotz tables (or just `schemas`), each in its own
+    transaction under its advisory lock: processes migrating at once neither fail nor apply a
+    revision twice. `on_schema` is called after each schema (for progress)."""
+    names = [validate_schema_name(s) for s in schemas] if schemas is not None else None
+    if names is None:
+        async with engine.connect() as conn:
+            names = await conn.run_sync(tenant_schemas)
+    results = []
+    for schema in names:
+        async with run_alone(), engine.begin() as conn:
+            result = await conn.run_sync(upgrade_schema, schema, revision)
+        results.append(result)
+        if on_schema is not None:
+            on_schema(result)
+    return results

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 
 def test_single_head():
-    assert migrations.head_revision() == "0001_baseline"
+    assert migrations.head_revision() == "0002_chunk_metadata"
 
 
 def server_url(db) -> str:

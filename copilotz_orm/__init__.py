@@ -3,15 +3,19 @@
 from . import errors
 from .config import DbConfig, EmbeddingConfig
 from .database import Database, create_database
+from .embedded import EmbeddedServer, embedded_server
 from .embeddings import Embedder, HashingEmbedder, LocalEmbedder
 from .errors import CopilotzError
 from .models import Base, Chunk, Document, Edge, EmbeddingSpace, Event, Node, QueueItem, Thread
 from .ops import Ops
 from .sql.traversal import MAX_DEPTH
-from .tenancy import validate_schema_name
+from .migrations import migrate_all
+from .scopes import Tenant, Transaction
+from .tenancy import tenant_engine, validate_schema_name
 
 __all__ = [
     "errors", "CopilotzError", "DbConfig", "EmbeddingConfig", "Database", "create_database", "Ops",
     "Embedder", "HashingEmbedder", "LocalEmbedder", "MAX_DEPTH", "validate_schema_name",
+    "tenant_engine", "Tenant", "Transaction", "migrate_all", "EmbeddedServer", "embedded_server",
     "Base", "Thread", "Event", "QueueItem", "Node", "Edge", "Document", "Chunk", "EmbeddingSpace",
 ]

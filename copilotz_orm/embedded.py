@@ -443,3 +443,15 @@ def _spawn(inst: _Installation, mode: str, datadir: Path, socket_dir: str,
         watchdog.wait(timeout=30)
         raise EmbeddedServerError(f"the embedded PostgreSQL did not start: {line or 'no answer'} (log: {log})")
     return watchdog
+
+
+def embedded_server(url: str = ":memory:") -> EmbeddedServer:
+    """Start an embedded PostgreSQL for ``:memory:`` or ``file:PATH`` and return it; its
+    ``.url`` is an asyncpg URL for your own engine. Close it (or use ``with``) when done."""
+    from .config import parse_url
+    from .errors import ConfigError
+
+    target = parse_url(url)
+    if target.kind == "server":
+        raise ConfigError(f"{url!r} names a server, not an embedded database: use ':memory:' or 'file:PATH'")
+    return EmbeddedServer.start(target.kind, target.path)

@@ -7,10 +7,12 @@ SQL by hand.
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from .errors import InvalidSchemaName
 from .models.base import PLACEHOLDER_SCHEMA
 
+B = TypeVar("B")
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,62}")
 _SYSTEM = {"information_schema", "pg_catalog", "pg_toast", PLACEHOLDER_SCHEMA}
 
@@ -34,3 +36,10 @@ def validate_schema_name(name: object) -> str:
 def translate_map(schema: str) -> dict[str, str]:
     """The `schema_translate_map` that points our placeholder schema at `schema`."""
     return {PLACEHOLDER_SCHEMA: validate_schema_name(schema)}
+
+
+def tenant_engine(bind: B, schema: str) -> B:
+    """`bind` (an Engine, AsyncEngine or Connection of yours) with our placeholder schema mapped
+    to `schema`: bind your own Session or AsyncSession to it to query our models in that tenant.
+    Your own tables (no schema, or another schema) are not rewritten."""
+    return bind.execution_options(schema_translate_map=translate_map(schema))

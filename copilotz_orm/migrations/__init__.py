@@ -25,9 +25,11 @@ from sqlalchemy import Connection, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import TenantNotFound
+from ..models import Base
 from ..tenancy import validate_schema_name
 
 VERSION_TABLE = "copilotz_alembic_version"
+_OUR_TABLES = frozenset({table.name for table in Base.metadata.tables.values()} | {VERSION_TABLE})
 LOCK_SCHEMA = 0x0C0F2
 """First key of the per-schema advisory lock (the second is hashtext(schema)) that provisioning
 and migrating take, so two processes never migrate one schema at once."""
@@ -99,6 +101,14 @@ def upgrade(connection: Connection, schema: str, revision: str = "head") -> None
 def downgrade(connection: Connection, schema: str, revision: str) -> None:
     with _nested_safely(connection):
         command.downgrade(alembic_config(connection, schema), revision)
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ARG001
+    """For your application's Alembic env.py (``context.configure(include_object=...)``):
+    autogenerate ignores copilotz tables it finds in the database, in any schema, so it never
+    proposes to drop them; copilotz_orm migrates them itself. Tables of your metadata still
+    compare as usual, even one with the same name as ours."""
+    return not (type_ == "table" and reflected and compare_to is None and name in _OUR_TABLES)
 
 
 def lock_schema(connection: Connection, schema: str) -> None:

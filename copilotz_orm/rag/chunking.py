@@ -230,6 +230,7 @@ def _sentence_starts(text: str) -> Iterator[int]:
 
 # -- headings -------------------------------------------------------------------------------------
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_END = re.compile(r"[\r\n]")
 # A Markdown heading line starts, after at most three spaces, with # (ATX) or = or - (setext).
 _MAYBE_MD_HEADING = re.compile(r"(?:^|[\r\n]) {0,3}[#=-]")
 
@@ -307,7 +308,8 @@ def _rst_headings(text: str) -> list[tuple[int, int, str]]:
         width = len(m.group(0).rstrip())
         after_end = _next_line(text, m.end())
         # Overline, title, underline.
-        title_line = _LINE_BREAK.split(text[after_end:after_end + 4096], maxsplit=1)[0]
+        line_end = _LINE_END.search(text, after_end)
+        title_line = text[after_end:line_end.start() if line_end else len(text)]
         title_next = _next_line(text, after_end + len(title_line))
         under = adornments.get(title_next)
         if (under is not None and under.group(1) == char and title_line.strip()

@@ -24,6 +24,7 @@ from rich.table import Table
 from . import MAX_DEPTH, CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
 from .config import ENV_URL, parse_url
 from .errors import DocumentError
+from .rag import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, MAX_CHUNK_SIZE, STRATEGIES
 
 DEFAULT_CLI_URL = "file:./.copilotz/db"
 DEFAULT_PATTERNS = ("*.rst", "*.md", "*.markdown", "*.txt", "*.text", "*.html", "*.htm")
@@ -140,10 +141,16 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]
 @click.option("--namespace", "-n", required=True, help="Namespace the documents go into.")
 @click.option("--include", "patterns", multiple=True, default=DEFAULT_PATTERNS, show_default=True,
               help="Glob for files inside folders (repeatable).")
+@click.option("--chunking", type=click.Choice(("auto", *STRATEGIES)), default="fixed", show_default=True,
+              help="How documents are cut: auto picks rst/markdown by file type, paragraph otherwise.")
+@click.option("--chunk-size", type=click.IntRange(1, MAX_CHUNK_SIZE), default=DEFAULT_CHUNK_SIZE,
+              show_default=True, help="Tokens (words) per chunk at most.")
+@click.option("--chunk-overlap", type=click.IntRange(0), default=DEFAULT_OVERLAP, show_default=True,
+              help="Tokens shared with the previous chunk.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_run(writes=True)
 async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns: tuple[str, ...],
-                 as_json: bool) -> None:
+                 chunking: str, chunk_size: int, chunk_overlap: int, as_json: bool) -> None:
     """Chunk, embed and store text files (folders are searched recursively).
 
     A file that cannot be read is reported and skipped; the exit status is then 1."""
@@ -153,7 +160,8 @@ async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns
     with _Reporter("ingesting", len(files), "docs") as progress:
         for path in files:
             try:
-                result = await db.ops.ingest_file(path, namespace=namespace)
+                result = await db.ops.ingest_file(path, namespace=namespace, chunking=chunking,
+                                                  chunk_size=chunk_size, chunk_overlap=chunk_overlap)
             except DocumentError as exc:  # this file only; anything else stops the run
                 failed.append({"path": str(path), "error": str(exc)})
             else:

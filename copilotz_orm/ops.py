@@ -21,8 +21,8 @@ from . import export
 from .errors import Conflict, DocumentError, InvalidInput, NodeNotFound
 from .models import Document, Edge, Node, new_id
 from .models.graph import CHUNK, DOCUMENT, ENTITY, HAS_CHUNK, NEXT_CHUNK
-from .rag import SourceDocument, chunk_words, read_file, read_text
-from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, MAX_CHUNK_SIZE
+from .rag import SourceDocument, chunk_text, read_file, read_text
+from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import (
     NAME_BYTES, check_vector, clean_json, names, optional, required, similarity, truncate_bytes,
@@ -47,6 +47,7 @@ MAX_QUERY_WORDS = 256
 """Words of a query the full-text leg reads; longer queries would exhaust the tsquery parser."""
 MAX_QUERY_BYTES = 1_000_000
 IMPORT_BATCH = 5000
+_AUTO_CHUNKING = {"text/x-rst": "rst", "text/markdown": "markdown"}
 
 
 _NODE_FIELDS = ("namespace", "type", "name", "content", "embedding", "data", "source_type", "source_id", "id")
@@ -463,7 +464,7 @@ class Ops:
     # -- documents -----------------------------------------------------------------------------
     async def create_document(self, source: str | Path | None = None, *, namespace: str | None = None,
                               content: str | None = None, title: str | None = None,
-                              schema: str | None = None, **chunking: int) -> IngestResult:
+                              schema: str | None = None, **chunking: Any) -> IngestResult:
         """Store and index a document: `source` is a file path (or ``text:...`` for raw text),
         or pass the text as `content=`."""
         if (source is None) == (content is None):
@@ -475,29 +476,29 @@ class Ops:
         return await self.ingest_file(source, namespace=namespace, schema=schema, **chunking)
 
     async def ingest_file(self, path: str | Path, *, namespace: str | None = None, schema: str | None = None,
-                          **chunking: int) -> IngestResult:
+                          **chunking: Any) -> IngestResult:
         """Read, chunk, embed and store a text file (see :meth:`ingest_document`)."""
         source = await asyncio.to_thread(read_file, path)  # file reads must not stall the event loop
         return await self.ingest_document(source, namespace=namespace, schema=schema, **chunking)
 
     async def ingest_text(self, text: str, *, namespace: str | None = None, title: str | None = None,
                           source_uri: str | None = None, schema: str | None = None,
-                          **chunking: int) -> IngestResult:
+                          **chunking: Any) -> IngestResult:
         return await self.ingest_document(read_text(text, title=title, source_uri=source_uri),
                                           namespace=namespace, schema=schema, **chunking)
 
     async def ingest_document(self, source: SourceDocument, *, namespace: str | None = None, schema: str | None = None,
-                              chunk_size: int = DEFAULT_CHUNK_SIZE,
+                              chunking: str = "fixed", chunk_size: int = DEFAULT_CHUNK_SIZE,
                               chunk_overlap: int = DEFAULT_OVERLAP) -> IngestResult:
         """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
-        edges in one transaction. The same content in the same namespace is stored once."""
+        edges in one transaction. The same content in the same namespace is stored once.
+        `chunking` is a strategy of :func:`copilotz_orm.rag.chunk_text`, or ``auto`` (``rst``
+        for reStructuredText, ``markdown`` for Markdown, ``paragraph`` otherwise)."""
         namespace = self._namespace(namespace)
-        whole_number(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
-        whole_number(chunk_overlap, "chunk_overlap", 0, chunk_size - 1)
-        try:
-            spans = chunk_words(source.text, chunk_size, chunk_overlap)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        strategy = _AUTO_CHUNKING.get(source.mime_type, "paragraph") if chunking == "auto" else chunking
+        if strategy not in STRATEGIES:
+            raise InvalidInput(f"chunking must be 'auto' or one of {STRATEGIES}, got {chunking!r}")
+        spans = chunk_text(source.text, strategy, size=chunk_size, overlap=chunk_overlap)
         if source.source_uri is not None and len(source.source_uri.encode()) > NAME_BYTES:
             raise DocumentError(f"the source path is longer than {NAME_BYTES} bytes")
         content_hash = source.content_hash
@@ -519,7 +520,7 @@ class Ops:
             {"id": cid, "namespace": namespace, "type": CHUNK, "name": f"{source.title} #{i}",
              "content": span.text, "embedding": vec, "data": {}, "source_type": "document",
              "source_id": doc_id, "document_id": doc_id, "position": i, "start_char": span.start,
-             "end_char": span.end, "token_count": span.token_count}
+             "end_char": span.end, "token_count": span.token_count, "metadata_": dict(span.metadata)}
             for i, (cid, span, vec) in enumerate(zip(chunk_ids, spans, vectors))
         ]
         edges = [{"id": new_id(), "source_id": doc_id, "target_id": cid, "type": HAS_CHUNK, "data": {}}

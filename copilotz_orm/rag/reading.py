@@ -123,6 +123,10 @@ def read_text(text: str, *, title: str | None = None, source_uri: str | None = N
                           source_uri, mime_type, header)
 
 
+_OUR_TYPES = {".rst": "text/x-rst", ".rest": "text/x-rst", ".md": "text/markdown", ".markdown": "text/markdown",
+              ".html": "text/html", ".htm": "text/html", ".txt": "text/plain"}
+
+
 def read_file(path: str | Path) -> SourceDocument:
     """Read a UTF-8 text file. Empty, binary and unreadable files raise :class:`DocumentError`."""
     if not isinstance(path, (str, os.PathLike)) or "\x00" in str(path):
@@ -147,6 +151,8 @@ def read_file(path: str | Path) -> SourceDocument:
         raise DocumentError(
             f"{path} is not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8 first"
         ) from None
-    mime = mimetypes.guess_type(path.name)[0] or ("text/x-rst" if path.suffix == ".rst" else "text/plain")
+    # Our own names for the formats we parse: the system's MIME table differs between machines
+    # (.rst is text/prs.fallenstein.rst on Debian, unknown elsewhere).
+    mime = (_OUR_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "text/plain")
     # os.fsdecode keeps undecodable file-name bytes as surrogates; read_text replaces them.
     return read_text(text, source_uri=os.fsdecode(path.resolve()), mime_type=mime)

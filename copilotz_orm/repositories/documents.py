@@ -49,7 +49,8 @@ class DocumentRepository:
         for r in rows:
             doc = {k[4:]: v for k, v in r.items() if k.startswith("doc_")}
             hits.append(ChunkHit(chunk_id=r["chunk_id"], content=r["content"], position=r["position"],
-                                 start_char=r["start_char"], end_char=r["end_char"], score=r["score"],
+                                 start_char=r["start_char"], end_char=r["end_char"],
+                                 metadata=r["metadata"], score=r["score"],
                                  similarity=r["similarity"], document=DocumentOut.model_validate(doc)))
         return hits
 

@@ -96,6 +96,7 @@ class ChunkHit(BaseModel):
     position: int
     start_char: int
     end_char: int
+    metadata: dict[str, Any] = Field(default_factory=dict)  # from the chunker, e.g. heading_path
     score: float  # reciprocal rank fusion over the search legs: higher is better
     similarity: float | None  # cosine similarity to the query vector (None in text mode)
     document: DocumentOut

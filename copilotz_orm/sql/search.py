@@ -105,7 +105,7 @@ def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] 
     doc_node = aliased(Node, name="doc_node")
     stmt = (
         select(fused.c.id.label("chunk_id"), Node.content, chunk.c.position, chunk.c.start_char,
-               chunk.c.end_char, fused.c.score, similarity.label("similarity"),
+               chunk.c.end_char, chunk.c.metadata, fused.c.score, similarity.label("similarity"),
                *(document.c[f].label(f"doc_{f}") for f in DOCUMENT_FIELDS),
                doc_node.created_at.label("doc_created_at"), doc_node.updated_at.label("doc_updated_at"))
         .join_from(fused, Node.__table__, Node.id == fused.c.id)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from copilotz_orm import Chunk, Document, Edge, Node
 from copilotz_orm.errors import DocumentError, EmbeddingMismatch, InvalidInput
 from copilotz_orm.ddl import HNSW_INDEX
+from tests.conftest import data_path
 
 
 TEXT = "\n\n".join(
@@ -210,3 +211,24 @@ async def test_hybrid_head_does_not_change_with_limit(db, ns):
     top3 = [h.chunk_id for h in await db.ops.search_chunks("apples", namespace=ns, limit=3)]
     top20 = [h.chunk_id for h in await db.ops.search_chunks("apples", namespace=ns, limit=20)]
     assert top20[:3] == top3
+
+
+async def test_rst_chunking_keeps_heading_paths_in_chunk_metadata(db, ns):
+    pep8 = data_path("peps", "pep-0008.rst")
+    result = await db.ops.ingest_file(pep8, namespace=ns, chunking="auto")
+    assert result.document.mime_type == "text/x-rst" and result.created
+    hits = await db.ops.search_chunks("tabs or spaces indentation", namespace=ns, mode="text", limit=3)
+    paths = [h.metadata["heading_path"] for h in hits]
+    assert ["Code Lay-out", "Tabs or Spaces?"] in paths and all(p[0] == "Code Lay-out" for p in paths), paths
+    async with db.session() as s:
+        stored = (await s.execute(select(Chunk.metadata_, Chunk.start_char, Chunk.end_char)
+                                  .where(Chunk.document_id == result.document.id).order_by(Chunk.position))).all()
+    assert len(stored) == result.document.chunk_count
+    assert all("heading_path" in meta for meta, _, _ in stored)
+
+
+async def test_unknown_chunking_is_refused_before_anything_is_written(db, ns):
+    db.metrics.reset()
+    with pytest.raises(InvalidInput, match="chunking must be"):
+        await db.ops.ingest_text("some text " * 20, namespace=ns, chunking="semantic")
+    assert db.metrics.statements == 0

@@ -150,10 +150,11 @@ async def check_reads(rng, ops, shadow: Shadow, others: set[str], ns: str) -> No
     page = await ops.get_nodes_by_namespace(ns, limit=1000)
     assert {n.id for n in page.items if n.type == "entity"} == {i for i, (space, _) in shadow.nodes.items()
                                                                 if space == ns}
-    hits = await ops.search_nodes("graph words", limit=50)
+    # The same namespace is used in every schema: rows from another schema would show up here.
+    hits = await ops.search_nodes("graph words", namespace=[ns, f"{ns}_imp"], limit=50)
     assert all(h.node.id in mine or (h.node.type == "chunk" and h.node.source_id in shadow.documents)
                for h in hits)
-    chunks = await ops.search_chunks("graph words alpha", limit=20)
+    chunks = await ops.search_chunks("graph words alpha", namespace=ns, limit=20)
     assert {h.document.id for h in chunks} <= set(shadow.documents)
     stats = {s.namespace: s.document_count for s in await ops.get_namespace_stats()}
     assert stats.get(ns, 0) == len(shadow.documents)

@@ -87,10 +87,17 @@ class Database:
     async def connection(self, schema: str | None = None) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, its placeholder schema mapped to `schema`; commits on exit."""
         schema = await self.ensure_schema(schema)
-        async with self.engine.connect() as conn:
-            await conn.execution_options(schema_translate_map=translate_map(schema))
-            async with conn.begin():
-                yield conn
+        try:
+            with translate_db_errors(f"schema {schema!r}"):
+                async with self.engine.connect() as conn:
+                    await conn.execution_options(schema_translate_map=translate_map(schema))
+                    async with conn.begin():
+                        yield conn
+        except TenantNotFound:
+            # Dropped or damaged behind our back (another process, a DBA): forget it was ready,
+            # so the next use checks it again (and re-provisions it when auto-provisioning).
+            self._ready.discard(schema)
+            raise
 
     @asynccontextmanager
     async def session(self, schema: str | None = None) -> AsyncIterator[AsyncSession]:

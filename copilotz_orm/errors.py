@@ -94,12 +94,14 @@ def translate_db_errors(context: str = "") -> Iterator[None]:
             raise QueryCanceled(f"statement cancelled{where}: {detail}") from exc
         if state == "3F000":
             raise TenantNotFound(
-                f"schema does not exist{where}: {detail}. Provision it with db.provision_schema()."
+                f"schema does not exist{where}: {detail}. It was dropped since this process first used it: "
+                "provision it with db.provision_schema() (with auto_provision_schema on, the next call does)."
             ) from exc
         if state == "42P01":
             raise TenantNotFound(
-                f"tables are missing{where}: {detail}. Run the migrations for this schema "
-                "(copilotz-orm schema provision NAME)."
+                f"tables are missing{where}: {detail}. The schema was dropped or damaged since this "
+                "process first used it: provision it with db.provision_schema() or 'copilotz-orm schema "
+                "provision NAME' (with auto_provision_schema on, the next call does)."
             ) from exc
         if state in {"22P05", "22021"}:
             raise InvalidInput(

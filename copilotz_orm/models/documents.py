@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from .base import one_of
 from .graph import CHUNK, DOCUMENT, Node
@@ -28,6 +28,11 @@ class Document(Node):
     error: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, server_default="0")
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+
+    # Read-only: chunks are written by ingestion, with their nodes and edges, in one transaction.
+    chunks: Mapped[list[Chunk]] = relationship(
+        primaryjoin="Document.id == Chunk.document_id", foreign_keys="Chunk.document_id",
+        order_by="Chunk.position", viewonly=True)
 
     __table_args__ = (
         CheckConstraint(one_of("status", DOCUMENT_STATUSES), name="status"),

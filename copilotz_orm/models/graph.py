@@ -13,7 +13,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import CheckConstraint, Computed, Float, ForeignKey, Index, Integer, SmallInteger, Text, case, func, text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamps, new_id
 
@@ -88,6 +88,10 @@ class Edge(Base):
     data: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"), default=dict)
     weight: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    # Read-only: edges are written through the ops, which keep (source, target, type) unique.
+    source: Mapped[Node] = relationship(foreign_keys=[source_id], viewonly=True)
+    target: Mapped[Node] = relationship(foreign_keys=[target_id], viewonly=True)
 
     __table_args__ = (
         Index(None, "source_id", "target_id", "type", unique=True),

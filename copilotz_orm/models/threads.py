@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Identity, Index, Integer, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamps, new_id, one_of
 
@@ -37,6 +37,9 @@ class Thread(Timestamps, Base):
         Index(None, "participants", postgresql_using="gin"),
         Index(None, "namespace"),
     )
+
+    # Read-only: the event log is appended to, never edited through a collection.
+    events: Mapped[list[Event]] = relationship(order_by="Event.seq", viewonly=True)
 
     @hybrid_property
     def is_active(self) -> bool:

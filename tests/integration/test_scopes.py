@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.orm import with_polymorphic
+from sqlalchemy import MetaData, Table, func, select
+from sqlalchemy.orm import joinedload, selectinload, with_polymorphic
+from sqlalchemy.schema import DropSchema, DropTable
 
-from copilotz_orm import Chunk, Document, Edge, Node
-from copilotz_orm.errors import Conflict, InvalidInput, InvalidSchemaName
+from copilotz_orm import Chunk, DbConfig, Document, Edge, EmbeddingConfig, Event, Node, Thread, create_database
+from copilotz_orm.errors import Conflict, InvalidInput, InvalidSchemaName, TenantNotFound
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -167,3 +168,52 @@ async def test_edges_follow_the_transaction_schema(db, tenant, ns):
     assert count == 1
     assert await db.ops.get_edges_for_node(a.id) == []
     assert len(await db.ops.get_edges_for_node(a.id, schema=tenant)) == 1
+
+
+async def test_a_schema_dropped_behind_our_back_is_a_typed_error_then_comes_back(db, tenant, ns):
+    ops = db.tenant(tenant, namespace=ns).ops
+    await ops.create_node(type="entity", name="before")
+    async with db.engine.begin() as conn:  # another process drops it; our cache still says ready
+        await conn.execute(DropSchema(tenant, cascade=True))
+    with pytest.raises(TenantNotFound, match="dropped or damaged since"):
+        await ops.create_node(type="entity", name="lost")
+    again = await ops.create_node(type="entity", name="after")  # auto-provisioned again
+    assert [n.id for n in (await ops.get_nodes_by_namespace()).items] == [again.id]
+
+
+async def test_warm_cache_skips_a_schema_missing_a_table(db, tenant):
+    await db.provision_schema(tenant)
+    async with db.engine.begin() as conn:
+        await conn.execute(DropTable(Table("queue_items", MetaData(), schema=tenant)))
+    fresh = await create_database(DbConfig(url=db.engine.url.render_as_string(hide_password=False),
+                                           embedding=EmbeddingConfig(model="hashing")))
+    try:
+        ready = await fresh.warm_cache()
+        assert "public" in ready and tenant not in ready
+    finally:
+        await fresh.close()
+
+
+async def test_eager_loaders_read_the_tenant_schema(db, tenant, ns):
+    ops = db.tenant(tenant, namespace=ns).ops
+    doc = (await ops.ingest_text("eager loading of chunks in a tenant " * 60, title="Eager")).document
+    a = await ops.create_node(type="entity", name="a")
+    b = await ops.create_node(type="entity", name="b")
+    await ops.create_edge(source_id=a.id, target_id=b.id, type="RELATED_TO")
+    async with db.tenant(tenant).session() as s:
+        thread = Thread(name="t", namespace=ns)
+        s.add(thread)
+        await s.flush()
+        s.add_all([Event(thread_id=thread.id, type="message", payload={"n": i}) for i in range(3)])
+        await s.flush()
+        loaded = await s.scalar(select(Document).where(Document.id == doc.id).options(selectinload(Document.chunks)))
+        assert [c.position for c in loaded.chunks] == list(range(doc.chunk_count))
+        edge = await s.scalar(select(Edge).where(Edge.source_id == a.id)
+                              .options(joinedload(Edge.source), joinedload(Edge.target)))
+        assert (edge.source.name, edge.target.name) == ("a", "b")
+        s.expunge_all()
+        loaded_thread = await s.scalar(select(Thread).where(Thread.id == thread.id).options(selectinload(Thread.events)))
+        assert [e.payload["n"] for e in loaded_thread.events] == [0, 1, 2]
+    async with db.session("public") as s:  # none of it is in the default schema
+        assert await s.scalar(select(func.count()).select_from(Document).where(Document.id == doc.id)) == 0
+        assert await s.scalar(select(func.count()).select_from(Thread).where(Thread.namespace == ns)) == 0

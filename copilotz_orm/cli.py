@@ -220,9 +220,10 @@ async def stats(db: Database, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
         return
-    table = Table("namespace", "documents", "chunks", "last update")
+    table = Table("namespace", "documents", "failed", "in progress", "chunks", "last update")
     for r in rows:
-        table.add_row(r.namespace, str(r.document_count), str(r.chunk_count),
+        table.add_row(r.namespace, str(r.document_count), str(r.failed_count), str(r.in_progress_count),
+                      str(r.chunk_count),
                       r.last_updated.isoformat(timespec="seconds") if r.last_updated else "")
     out.print(table)
 

@@ -11,43 +11,35 @@ import builtins
 import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import export
-from .errors import Conflict, DocumentError, InvalidInput, NodeNotFound
-from .models import Document, Edge, Node, new_id
-from .models.graph import CHUNK, DOCUMENT, ENTITY, HAS_CHUNK, NEXT_CHUNK
-from .rag import SourceDocument, chunk_text, read_file, read_text
-from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
-from .repositories import DocumentRepository, GraphRepository
+from .errors import Conflict, InvalidInput, NodeNotFound
+from .models import Edge, Node, new_id
+from .models.graph import CHUNK, DOCUMENT, ENTITY
+from .repositories import GraphRepository
+from .document_ops import MAX_QUERY_BYTES, DocumentOps
 from .sanitize import (
-    NAME_BYTES, check_vector, clean_json, names, optional, required, similarity, truncate_bytes,
+    MAX_LIMIT, NAME_BYTES, check_vector, clean_json, names, optional, page_limit, required, similarity,
     whole_number,
 )
 from .scopes import Scope, ambient_scope
 from .schemas import (
-    ChunkHit, Direction, DocumentOut, EdgeOut, GraphPath, ImportResult, IngestResult, NamespaceStats, NodeHit, NodeOut, NodePage, Traversal,
+    Direction, EdgeOut, GraphPath, ImportResult, NodeHit, NodeOut, NodePage, Traversal,
     TraversedNode,
 )
 from .sql import search as search_sql
-from .sql.search import SEARCH_MODES
 from .sql.traversal import MAX_DEPTH
 
 if TYPE_CHECKING:
     from .database import Database
 
 _DIRECTIONS = ("out", "in", "both")
-MAX_LIMIT = 1000
 MAX_NODES = 1_000_000
-MAX_QUERY_WORDS = 256
-"""Words of a query the full-text leg reads; longer queries would exhaust the tsquery parser."""
-MAX_QUERY_BYTES = 1_000_000
 IMPORT_BATCH = 5000
-_AUTO_CHUNKING = {"text/x-rst": "rst", "text/markdown": "markdown"}
 
 
 _NODE_FIELDS = ("namespace", "type", "name", "content", "embedding", "data", "source_type", "source_id", "id")
@@ -69,11 +61,7 @@ def _direction(direction: str) -> None:
         raise InvalidInput(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
 
 
-def _limit(limit: int) -> int:
-    return whole_number(limit, "limit", 1, MAX_LIMIT)
-
-
-class Ops:
+class Ops(DocumentOps):
     """The operations, in one tenant scope (see :mod:`copilotz_orm.scopes`): ``db.ops`` follows
     the ambient ``with db.tenant(...)`` block; ``db.tenant(...).ops`` and a transaction's
     ``tx.ops`` are bound to theirs."""
@@ -197,7 +185,7 @@ class Ops:
         if cursor is not None:
             cursor = required(cursor, "cursor")
         async with self._session(schema) as s:
-            items = await GraphRepository(s).list_nodes(namespace, names(type, "type"), _limit(limit) + 1, cursor)
+            items = await GraphRepository(s).list_nodes(namespace, names(type, "type"), page_limit(limit) + 1, cursor)
         more = len(items) > limit
         items = items[:limit]
         return NodePage(items=items, next_cursor=items[-1].id if more else None)
@@ -401,7 +389,7 @@ class Ops:
         vector = await self._query_vector(query, embedding)
         async with self._session(schema) as s:
             return await GraphRepository(s).nearest(
-                vector, self._db.embedder.dimension, limit=_limit(limit),
+                vector, self._db.embedder.dimension, limit=page_limit(limit),
                 namespaces=namespaces, types=names(type, "type"),
                 min_similarity=similarity(min_similarity, "min_similarity"))
 
@@ -460,117 +448,3 @@ class Ops:
                 if candidate is not None and candidate.namespace == namespace:
                     return candidate
             return await repo.find_node(namespace, ref)
-
-    # -- documents -----------------------------------------------------------------------------
-    async def create_document(self, source: str | Path | None = None, *, namespace: str | None = None,
-                              content: str | None = None, title: str | None = None,
-                              schema: str | None = None, **chunking: Any) -> IngestResult:
-        """Store and index a document: `source` is a file path (or ``text:...`` for raw text),
-        or pass the text as `content=`."""
-        if (source is None) == (content is None):
-            raise InvalidInput("give exactly one of source= (a path, or 'text:...') or content=")
-        if isinstance(source, str) and source.startswith("text:"):
-            content, source = source[len("text:"):], None
-        if content is not None:
-            return await self.ingest_text(content, namespace=namespace, title=title, schema=schema, **chunking)
-        return await self.ingest_file(source, namespace=namespace, schema=schema, **chunking)
-
-    async def ingest_file(self, path: str | Path, *, namespace: str | None = None, schema: str | None = None,
-                          **chunking: Any) -> IngestResult:
-        """Read, chunk, embed and store a text file (see :meth:`ingest_document`)."""
-        source = await asyncio.to_thread(read_file, path)  # file reads must not stall the event loop
-        return await self.ingest_document(source, namespace=namespace, schema=schema, **chunking)
-
-    async def ingest_text(self, text: str, *, namespace: str | None = None, title: str | None = None,
-                          source_uri: str | None = None, schema: str | None = None,
-                          **chunking: Any) -> IngestResult:
-        return await self.ingest_document(read_text(text, title=title, source_uri=source_uri),
-                                          namespace=namespace, schema=schema, **chunking)
-
-    async def ingest_document(self, source: SourceDocument, *, namespace: str | None = None, schema: str | None = None,
-                              chunking: str = "fixed", chunk_size: int = DEFAULT_CHUNK_SIZE,
-                              chunk_overlap: int = DEFAULT_OVERLAP) -> IngestResult:
-        """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
-        edges in one transaction. The same content in the same namespace is stored once.
-        `chunking` is a strategy of :func:`copilotz_orm.rag.chunk_text`, or ``auto`` (``rst``
-        for reStructuredText, ``markdown`` for Markdown, ``paragraph`` otherwise)."""
-        namespace = self._namespace(namespace)
-        strategy = _AUTO_CHUNKING.get(source.mime_type, "paragraph") if chunking == "auto" else chunking
-        if strategy not in STRATEGIES:
-            raise InvalidInput(f"chunking must be 'auto' or one of {STRATEGIES}, got {chunking!r}")
-        spans = chunk_text(source.text, strategy, size=chunk_size, overlap=chunk_overlap)
-        if source.source_uri is not None and len(source.source_uri.encode()) > NAME_BYTES:
-            raise DocumentError(f"the source path is longer than {NAME_BYTES} bytes")
-        content_hash = source.content_hash
-        async with self._session(schema) as s:
-            existing = await DocumentRepository(s).by_hash(namespace, content_hash)
-        if existing is not None:
-            return IngestResult(document=existing, created=False)
-
-        vectors = await self._embed([span.text for span in spans])
-        doc_id = new_id()
-        document = Document(
-            id=doc_id, namespace=namespace, name=truncate_bytes(source.title, NAME_BYTES), title=source.title,
-            source_type="file" if source.source_uri else "text", source_id=source.source_uri,
-            source_uri=source.source_uri, mime_type=source.mime_type, content_hash=content_hash,
-            status="indexed", chunk_count=len(spans), data={"header": source.header} if source.header else {},
-        )
-        chunk_ids = [new_id() for _ in spans]
-        chunks = [
-            {"id": cid, "namespace": namespace, "type": CHUNK, "name": f"{source.title} #{i}",
-             "content": span.text, "embedding": vec, "data": {}, "source_type": "document",
-             "source_id": doc_id, "document_id": doc_id, "position": i, "start_char": span.start,
-             "end_char": span.end, "token_count": span.token_count, "metadata_": dict(span.metadata)}
-            for i, (cid, span, vec) in enumerate(zip(chunk_ids, spans, vectors))
-        ]
-        edges = [{"id": new_id(), "source_id": doc_id, "target_id": cid, "type": HAS_CHUNK, "data": {}}
-                 for cid in chunk_ids]
-        edges += [{"id": new_id(), "source_id": a, "target_id": b, "type": NEXT_CHUNK, "data": {}}
-                  for a, b in zip(chunk_ids, chunk_ids[1:])]
-        try:
-            async with self._session(schema) as s:
-                stored = await DocumentRepository(s).add(document, chunks, edges)
-        except Conflict:
-            # Another process stored the same content meanwhile: that copy is the document.
-            async with self._session(schema) as s:
-                existing = await DocumentRepository(s).by_hash(namespace, content_hash)
-            if existing is None:
-                raise
-            return IngestResult(document=existing, created=False)
-        return IngestResult(document=stored, created=True)
-
-    async def get_document_by_id(self, document_id: str, *, schema: str | None = None) -> DocumentOut | None:
-        document_id = required(document_id, "document_id")
-        async with self._session(schema) as s:
-            return await DocumentRepository(s).get(document_id)
-
-    async def search_chunks(self, query: str | None = None, *, embedding: Sequence[float] | None = None,
-                            namespace: str | Sequence[str] | None = None, limit: int = 5,
-                            threshold: float | None = None, mode: str = "hybrid",
-                            schema: str | None = None) -> list[ChunkHit]:
-        """Chunks for a question, each with its document. ``mode``: ``hybrid`` (default: vector
-        and full-text rankings fused), ``vector`` or ``text``. ``threshold`` is a minimum cosine
-        similarity."""
-        if mode not in SEARCH_MODES:
-            raise InvalidInput(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        namespaces = self._namespaces(namespace)
-        if mode != "vector" and query is None:
-            raise InvalidInput(f"mode {mode!r} needs query= text; use mode='vector' to search by embedding alone")
-        if mode == "text":
-            if embedding is not None:
-                raise InvalidInput("mode 'text' takes no embedding")
-            vector = None
-        else:
-            vector = await self._query_vector(query if embedding is None else None, embedding)
-        if query is not None:
-            query = " ".join(required(query, "query", MAX_QUERY_BYTES).split()[:MAX_QUERY_WORDS])
-        async with self._session(schema) as s:
-            return await DocumentRepository(s).search_chunks(
-                mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
-                limit=_limit(limit), namespaces=namespaces,
-                min_similarity=similarity(threshold, "threshold"))
-
-    async def get_namespace_stats(self, *, schema: str | None = None) -> list[NamespaceStats]:
-        """Per namespace (only the scope's, when one is bound): documents, chunks, last update."""
-        async with self._session(schema) as s:
-            return await DocumentRepository(s).namespace_stats(self._scope.namespace)

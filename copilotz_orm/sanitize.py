@@ -135,3 +135,11 @@ def check_vector(vector: Any, dimension: int, model: str) -> list[float]:
     if not any(stored):
         raise InvalidInput("an all-zero embedding has no direction; cosine distance is undefined for it")
     return values
+
+
+MAX_LIMIT = 1000
+"""Rows one call returns at most (`limit=`)."""
+
+
+def page_limit(limit: Any) -> int:
+    return whole_number(limit, "limit", 1, MAX_LIMIT)

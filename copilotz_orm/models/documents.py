@@ -23,7 +23,7 @@ class Document(Node):
     source_uri: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(Text)
     mime_type: Mapped[str | None] = mapped_column(Text)
-    content_hash: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(Text)  # None: failed before it was read
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     error: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -38,6 +38,7 @@ class Document(Node):
         CheckConstraint(one_of("status", DOCUMENT_STATUSES), name="status"),
         Index(None, "namespace", "content_hash", unique=True),
         Index(None, "namespace", "status"),
+        Index(None, "namespace", "source_uri"),
     )
     __mapper_args__ = {"polymorphic_identity": DOCUMENT}
 

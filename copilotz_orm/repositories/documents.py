@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,20 +24,56 @@ class DocumentRepository:
                                    Document.content_hash == content_hash))).scalar_one_or_none()
         return DocumentOut.model_validate(doc) if doc else None
 
+    async def by_source(self, namespace: str, source_uri: str) -> list[DocumentOut]:
+        docs = (await self.session.scalars(
+            select(Document).where(Document.namespace == namespace, Document.source_uri == source_uri)
+            .order_by(Document.created_at))).all()
+        return [DocumentOut.model_validate(d) for d in docs]
+
+    async def list(self, namespace: str | None, statuses: list[str] | None, limit: int,
+                   cursor: str | None) -> list[DocumentOut]:
+        stmt = select(Document).order_by(Document.id).limit(limit)
+        if namespace is not None:
+            stmt = stmt.where(Document.namespace == namespace)
+        if statuses:
+            stmt = stmt.where(Document.status.in_(statuses))
+        if cursor is not None:
+            stmt = stmt.where(Document.id > cursor)
+        return [DocumentOut.model_validate(d) for d in (await self.session.scalars(stmt)).all()]
+
+    async def set_status(self, document_id: str, status: str, error: str | None) -> DocumentOut | None:
+        """One UPDATE of the status (and the error, cleared unless given); None if no such document."""
+        table = Document.__table__
+        row = (await self.session.execute(
+            update(table).where(table.c.id == document_id).values(status=status, error=error)
+            .returning(table.c.id))).first()
+        if row is None:
+            return None
+        await self.session.execute(update(Node).where(Node.id == document_id).values(updated_at=func.now()))
+        return await self.get(document_id)
+
     async def get(self, document_id: str) -> DocumentOut | None:
         doc = await self.session.get(Document, document_id)
         return DocumentOut.model_validate(doc) if doc else None
 
-    async def add(self, document: Document, chunks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DocumentOut:
+    async def add_document(self, document: Document) -> None:
         with translate_db_errors("create_document"):
             self.session.add(document)
             await self.session.flush()
+
+    async def finish(self, document_id: str, chunks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DocumentOut:
+        """Store a document's chunks and edges and mark it indexed."""
+        with translate_db_errors("create_document"):
             if chunks:
                 await self.session.execute(insert(Chunk), chunks)
             if edges:
                 await self.session.execute(insert(Edge), edges)
-        await self.session.refresh(document)
-        return DocumentOut.model_validate(document)
+            await self.session.execute(
+                update(Document.__table__).where(Document.__table__.c.id == document_id)
+                .values(status="indexed", error=None, chunk_count=len(chunks)))
+            await self.session.execute(update(Node).where(Node.id == document_id).values(updated_at=func.now()))
+        self.session.expire_all()
+        return await self.get(document_id)
 
     async def search_chunks(self, **options: Any) -> list[ChunkHit]:
         if options["mode"] != "text":
@@ -56,7 +92,11 @@ class DocumentRepository:
 
     async def namespace_stats(self, namespace: str | None = None) -> list[NamespaceStats]:
         stmt = (
-            select(Document.__table__.c.namespace, func.count().label("document_count"),
+            select(Document.__table__.c.namespace,
+                   func.count().filter(Document.__table__.c.status == "indexed").label("document_count"),
+                   func.count().filter(Document.__table__.c.status == "failed").label("failed_count"),
+                   func.count().filter(Document.__table__.c.status.in_(("pending", "processing")))
+                   .label("in_progress_count"),
                    func.coalesce(func.sum(Document.__table__.c.chunk_count), 0).label("chunk_count"),
                    func.max(Node.updated_at).label("last_updated"))
             .join_from(Document.__table__, Node.__table__, Node.id == Document.__table__.c.id)

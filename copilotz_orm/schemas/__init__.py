@@ -82,7 +82,7 @@ class DocumentOut(_Out):
     title: str | None = None
     source_uri: str | None = None
     mime_type: str | None = None
-    content_hash: str
+    content_hash: str | None = None  # None for a file that failed before its content was read
     status: str
     error: str | None = None
     chunk_count: int
@@ -104,7 +104,8 @@ class ChunkHit(BaseModel):
 
 class IngestResult(BaseModel):
     document: DocumentOut
-    created: bool  # False: the same content was already in this namespace
+    created: bool  # indexed by this call; False: the same content was already indexed here (or force_reindex)
+    replaced: list[str] = Field(default_factory=list)  # ids of earlier versions of the same source, removed
 
 
 class ImportResult(BaseModel):
@@ -114,8 +115,15 @@ class ImportResult(BaseModel):
     new_edges: int
 
 
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    next_cursor: str | None = None
+
+
 class NamespaceStats(BaseModel):
     namespace: str
-    document_count: int
+    document_count: int  # indexed documents
+    failed_count: int = 0  # documents that failed (their error is on the row: list_documents(status="failed"))
+    in_progress_count: int = 0  # pending or processing
     chunk_count: int
     last_updated: datetime | None = None

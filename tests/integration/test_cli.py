@@ -58,7 +58,7 @@ def test_ingest_search_stats_and_reingest(workdir):
     assert "PEP 20" in text
 
     stats = json.loads(run(workdir, "stats", "--json").stdout)
-    assert [(s["namespace"], s["document_count"]) for s in stats] == [("peps", 3)]
+    assert [(s["namespace"], s["document_count"], s["failed_count"]) for s in stats] == [("peps", 3, 2)]
     assert stats[0]["chunk_count"] == first["chunks"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -65,7 +66,7 @@ async def test_stats_count_documents_and_chunks(db, ns):
     assert stats.last_updated.tzinfo is not None
 
 
-async def test_bad_files_are_typed_and_write_nothing(db, ns, tmp_path):
+async def test_bad_files_are_typed_and_recorded_as_failed_with_the_reason(db, ns, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")
     binary = tmp_path / "image.png"
@@ -75,7 +76,97 @@ async def test_bad_files_are_typed_and_write_nothing(db, ns, tmp_path):
     for path in (empty, binary, latin, tmp_path / "missing.txt"):
         with pytest.raises(DocumentError):
             await db.ops.ingest_file(path, namespace=ns)
-    assert [s for s in await db.ops.get_namespace_stats() if s.namespace == ns] == []
+    (stats,) = [s for s in await db.ops.get_namespace_stats() if s.namespace == ns]
+    assert (stats.document_count, stats.failed_count, stats.chunk_count) == (0, 3, 0)
+    failed = {Path(d.source_uri).name: d for d in (await db.ops.list_documents(ns, status="failed")).items}
+    assert sorted(failed) == ["empty.txt", "image.png", "latin.txt"]  # a missing path is not a document
+    assert "empty" in failed["empty.txt"].error and "binary" in failed["image.png"].error
+    assert "UTF-8" in failed["latin.txt"].error and failed["latin.txt"].content_hash is None
+    # Fixed, the file is ingested and its failed record replaced: no orphans.
+    latin.write_text("café, now in UTF-8 " * 20)
+    fixed = await db.ops.ingest_file(latin, namespace=ns)
+    assert fixed.created and fixed.replaced == [failed["latin.txt"].id]
+    assert await db.ops.get_document_by_id(failed["latin.txt"].id) is None
+
+
+async def test_a_changed_file_replaces_its_earlier_version(db, ns, tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text("# Notes\n\nThe first version talks about apples. " * 30)
+    first = await db.ops.ingest_file(path, namespace=ns)
+    path.write_text("# Notes\n\nThe second version talks about pears. " * 30)
+    second = await db.ops.ingest_file(path, namespace=ns)
+    assert second.created and second.replaced == [first.document.id]
+    assert await db.ops.get_document_by_id(first.document.id) is None
+    async with db.session() as s:  # nothing of the first version is left
+        assert await s.scalar(select(func.count()).select_from(Node).where(
+            Node.source_id == first.document.id)) == 0
+        assert await s.scalar(select(func.count()).select_from(Edge).where(
+            Edge.source_id == first.document.id)) == 0
+    hits = await db.ops.search_chunks("apples", namespace=ns, mode="text")
+    assert hits == []
+    assert (await db.ops.ingest_file(path, namespace=ns)).created is False  # unchanged: a no-op
+
+
+async def test_force_reindex_replaces_chunks_never_duplicates(db, ns):
+    text = "Reindexing keeps one copy of every chunk. " * 80
+    first = await db.ops.ingest_text(text, namespace=ns, title="R")
+    again = await db.ops.ingest_text(text, namespace=ns, title="R", force_reindex=True, chunk_size=50,
+                                     chunk_overlap=0)
+    assert again.document.id == first.document.id and not again.created
+    assert again.document.status == "indexed" and again.document.chunk_count != first.document.chunk_count
+    async with db.session() as s:
+        chunks = await s.scalar(select(func.count()).select_from(Chunk).where(Chunk.document_id == first.document.id))
+        nodes = await s.scalar(select(func.count()).select_from(Node).where(Node.source_id == first.document.id))
+    assert chunks == nodes == again.document.chunk_count
+
+
+async def test_document_lookup_listing_status_and_delete(db, ns):
+    a = (await db.ops.ingest_text("alpha document " * 40, namespace=ns, title="A")).document
+    b = (await db.ops.ingest_text("beta document " * 40, namespace=ns, title="B")).document
+    assert (await db.ops.get_document_by_hash(a.content_hash, namespace=ns)).id == a.id
+    assert await db.ops.get_document_by_hash(a.content_hash, namespace=ns + "x") is None
+    page = await db.ops.list_documents(ns, limit=1)
+    rest = await db.ops.list_documents(ns, cursor=page.next_cursor)
+    assert {d.id for d in page.items + rest.items} == {a.id, b.id} and rest.next_cursor is None
+    pending = await db.ops.update_document_status(b.id, "pending")
+    assert pending.status == "pending"
+    assert [d.id for d in (await db.ops.list_documents(ns, status=["pending"])).items] == [b.id]
+    with pytest.raises(InvalidInput, match="status must be one of"):
+        await db.ops.update_document_status(b.id, "done")
+    with pytest.raises(InvalidInput, match="status must be one of"):
+        await db.ops.list_documents(ns, status="done")
+
+    node = await db.ops.create_node(namespace=ns, type="entity", name="cites A")
+    await db.ops.create_edge(source_id=node.id, target_id=a.id, type="MENTIONS")
+    db.metrics.reset()
+    assert await db.ops.delete_document(a.id) is True
+    assert db.metrics.statements == 1
+    assert await db.ops.delete_document(a.id) is False
+    assert await db.ops.delete_document(node.id) is False  # not a document: left alone
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Node).where(Node.source_id == a.id)) == 0
+        assert await s.scalar(select(func.count()).select_from(Edge).where(Edge.target_id == a.id)) == 0
+    assert await db.ops.get_node_by_id(node.id) is not None
+
+
+async def test_a_failure_while_embedding_marks_the_document_failed(db, ns):
+    class Broken:
+        name, dimension = db.embedder.name, db.embedder.dimension
+
+        def embed(self, texts):
+            raise RuntimeError("the model ran out of memory")
+
+    working, db.embedder = db.embedder, Broken()
+    try:
+        with pytest.raises(RuntimeError):
+            await db.ops.ingest_text("this will fail to embed " * 30, namespace=ns, title="F")
+    finally:
+        db.embedder = working
+    [doc] = (await db.ops.list_documents(ns)).items
+    assert doc.status == "failed" and "ran out of memory" in doc.error and doc.chunk_count == 0
+    retried = await db.ops.ingest_text("this will fail to embed " * 30, namespace=ns, title="F")
+    assert retried.created and retried.document.id == doc.id
+    assert retried.document.status == "indexed" and retried.document.error is None
 
 
 async def test_nul_in_document_text_is_removed(db, ns, tmp_path):

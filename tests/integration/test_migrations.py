@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 
 def test_single_head():
-    assert migrations.head_revision() == "0002_chunk_metadata"
+    assert migrations.head_revision() == "0003_document_lifecycle"
 
 
 def server_url(db) -> str:

@@ -1,0 +1,277 @@
+"""The document and retrieval operations of the ops facade (mixed into :class:`copilotz_orm.ops.Ops`).
+
+A document goes ``processing`` (committed, so other sessions can see the work in progress) →
+``indexed`` (its chunk nodes, embeddings and edges stored in one transaction) or ``failed`` (the
+error kept on the row). ``pending`` is for documents created but not yet processed, e.g. by a
+caller's queue (:meth:`DocumentOps.update_document_status`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, select
+
+from .errors import Conflict, DocumentError, InvalidInput, NotFound
+from .models import Chunk, Document, Node, new_id
+from .models.documents import DOCUMENT_STATUSES
+from .models.graph import CHUNK, HAS_CHUNK, NEXT_CHUNK
+from .rag import SourceDocument, chunk_text, read_file, read_text
+from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
+from .repositories import DocumentRepository, GraphRepository
+from .sanitize import NAME_BYTES, clean_text, names, optional, page_limit, required, similarity, truncate_bytes
+from .schemas import ChunkHit, DocumentOut, DocumentPage, IngestResult, NamespaceStats
+from .sql.search import SEARCH_MODES
+
+if TYPE_CHECKING:
+    from .ops import Ops
+
+_AUTO_CHUNKING = {"text/x-rst": "rst", "text/markdown": "markdown"}
+MAX_QUERY_WORDS = 256
+"""Words of a query the full-text leg reads; longer queries would exhaust the tsquery parser."""
+MAX_QUERY_BYTES = 1_000_000
+MAX_ERROR_CHARS = 4000
+
+
+class DocumentOps:
+    """Documents: ingest, look up, list, re-index, delete; chunk search and statistics."""
+
+    # -- ingest --------------------------------------------------------------------------------
+    async def create_document(self: Ops, source: str | Path | None = None, *, namespace: str | None = None,
+                              content: str | None = None, title: str | None = None,
+                              schema: str | None = None, **options: Any) -> IngestResult:
+        """Store and index a document: `source` is a file path (or ``text:...`` for raw text),
+        or pass the text as `content=`. Options as for :meth:`ingest_document`."""
+        if (source is None) == (content is None):
+            raise InvalidInput("give exactly one of source= (a path, or 'text:...') or content=")
+        if isinstance(source, str) and source.startswith("text:"):
+            content, source = source[len("text:"):], None
+        if content is not None:
+            return await self.ingest_text(content, namespace=namespace, title=title, schema=schema, **options)
+        return await self.ingest_file(source, namespace=namespace, schema=schema, **options)
+
+    async def ingest_file(self: Ops, path: str | Path, *, namespace: str | None = None,
+                          schema: str | None = None, **options: Any) -> IngestResult:
+        """Read, chunk, embed and store a text file (see :meth:`ingest_document`). A file that
+        exists but cannot be ingested (empty, binary, not UTF-8, unreadable) is recorded as a
+        ``failed`` document with the reason, and :class:`DocumentError` is raised."""
+        namespace = self._namespace(namespace)
+        try:
+            source = await asyncio.to_thread(read_file, path)  # file reads must not stall the event loop
+        except DocumentError as exc:
+            if isinstance(path, (str, Path)) and await asyncio.to_thread(os.path.isfile, path):
+                await self._record_failure(Path(path), namespace, schema, str(exc))
+            raise
+        return await self.ingest_document(source, namespace=namespace, schema=schema, **options)
+
+    async def ingest_text(self: Ops, text: str, *, namespace: str | None = None, title: str | None = None,
+                          source_uri: str | None = None, schema: str | None = None,
+                          **options: Any) -> IngestResult:
+        return await self.ingest_document(read_text(text, title=title, source_uri=source_uri),
+                                          namespace=namespace, schema=schema, **options)
+
+    async def ingest_document(self: Ops, source: SourceDocument, *, namespace: str | None = None,
+                              schema: str | None = None, chunking: str = "fixed",
+                              chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_OVERLAP,
+                              force_reindex: bool = False) -> IngestResult:
+        """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
+        edges. The same content in the same namespace is indexed once (``created=False`` after
+        that) unless ``force_reindex=True``, which replaces its chunks. A new version of the same
+        source (a file that changed) replaces the earlier ones (``replaced``). `chunking` is a
+        strategy of :func:`copilotz_orm.rag.chunk_text`, or ``auto`` (``rst`` for
+        reStructuredText, ``markdown`` for Markdown, ``paragraph`` otherwise)."""
+        namespace = self._namespace(namespace)
+        strategy = _AUTO_CHUNKING.get(source.mime_type, "paragraph") if chunking == "auto" else chunking
+        if strategy not in STRATEGIES:
+            raise InvalidInput(f"chunking must be 'auto' or one of {STRATEGIES}, got {chunking!r}")
+        if not isinstance(force_reindex, bool):
+            raise InvalidInput(f"force_reindex must be True or False, got {force_reindex!r}")
+        spans = chunk_text(source.text, strategy, size=chunk_size, overlap=chunk_overlap)
+        if source.source_uri is not None and len(source.source_uri.encode()) > NAME_BYTES:
+            raise DocumentError(f"the source path is longer than {NAME_BYTES} bytes")
+
+        # 1. Claim the document: a row in `processing`, committed, so the work is visible.
+        async with self._session(schema) as s:
+            repo = DocumentRepository(s)
+            existing = await repo.by_hash(namespace, source.content_hash)
+            if existing is not None and existing.status == "indexed" and not force_reindex:
+                return IngestResult(document=existing, created=False)
+            earlier = [d.id for d in await repo.by_source(namespace, source.source_uri)] if source.source_uri else []
+            if existing is None:
+                doc_id = new_id()
+                try:
+                    await repo.add_document(Document(
+                        id=doc_id, namespace=namespace, name=truncate_bytes(source.title, NAME_BYTES),
+                        title=source.title, source_type="file" if source.source_uri else "text",
+                        source_id=source.source_uri, source_uri=source.source_uri, mime_type=source.mime_type,
+                        content_hash=source.content_hash, status="processing", chunk_count=0,
+                        data={"header": source.header} if source.header else {}))
+                except Conflict:
+                    existing = None  # stored by another process meanwhile: see below
+                    doc_id = None
+            else:
+                doc_id = existing.id
+                await repo.set_status(doc_id, "processing", None)
+        if doc_id is None:
+            async with self._session(schema) as s:
+                winner = await DocumentRepository(s).by_hash(namespace, source.content_hash)
+            if winner is None:
+                raise Conflict("the same document was stored and removed concurrently; ingest it again")
+            return IngestResult(document=winner, created=False)
+        earlier = [i for i in earlier if i != doc_id]
+
+        # 2. Embed, then store the chunks and finish the row in one transaction.
+        try:
+            vectors = await self._embed([span.text for span in spans])
+            chunk_ids = [new_id() for _ in spans]
+            chunks = [
+                {"id": cid, "namespace": namespace, "type": CHUNK, "name": f"{source.title} #{i}",
+                 "content": span.text, "embedding": vec, "data": {}, "source_type": "document",
+                 "source_id": doc_id, "document_id": doc_id, "position": i, "start_char": span.start,
+                 "end_char": span.end, "token_count": span.token_count, "metadata_": dict(span.metadata)}
+                for i, (cid, span, vec) in enumerate(zip(chunk_ids, spans, vectors))
+            ]
+            edges = [{"id": new_id(), "source_id": doc_id, "target_id": cid, "type": HAS_CHUNK, "data": {}}
+                     for cid in chunk_ids]
+            edges += [{"id": new_id(), "source_id": a, "target_id": b, "type": NEXT_CHUNK, "data": {}}
+                      for a, b in zip(chunk_ids, chunk_ids[1:])]
+            async with self._session(schema) as s:
+                graph = GraphRepository(s)
+                if earlier:  # earlier versions of this source, with their chunks and edges
+                    await graph.delete_nodes(Node.id.in_(earlier))
+                if existing is not None:  # re-indexing: its old chunks go
+                    await graph.delete_nodes(Node.id.in_(_chunk_ids_of(doc_id)))
+                stored = await DocumentRepository(s).finish(doc_id, chunks, edges)
+        except Exception as exc:
+            await self._mark_failed(doc_id, schema, exc)
+            raise
+        # created: indexed by this call (a retried failure counts); a forced re-index is not new
+        return IngestResult(document=stored, created=existing is None or existing.status != "indexed",
+                            replaced=earlier)
+
+    async def _mark_failed(self: Ops, doc_id: str, schema: str | None, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        try:
+            async with self._session(schema) as s:
+                await DocumentRepository(s).set_status(doc_id, "failed", clean_text(reason))
+        except Exception:  # the original error matters more than this bookkeeping
+            pass
+
+    async def _record_failure(self: Ops, path: Path, namespace: str, schema: str | None, reason: str) -> None:
+        """Keep a `failed` document for a file that could not be read, unless the source already
+        has a document (an indexed earlier version stays searchable; a failed one gets the new reason)."""
+        source_uri = clean_text(os.fsdecode(path.resolve()))
+        if len(source_uri.encode()) > NAME_BYTES:
+            return
+        reason = clean_text(reason)[:MAX_ERROR_CHARS]
+        async with self._session(schema) as s:
+            repo = DocumentRepository(s)
+            known = await repo.by_source(namespace, source_uri)
+            if any(d.status != "failed" for d in known):
+                return
+            if known:
+                await repo.set_status(known[-1].id, "failed", reason)
+                return
+            title = truncate_bytes(clean_text(path.name) or source_uri, NAME_BYTES)
+            await repo.add_document(Document(
+                id=new_id(), namespace=namespace, name=title, title=title, source_type="file",
+                source_id=source_uri, source_uri=source_uri, content_hash=None, status="failed",
+                error=reason, chunk_count=0, data={}))
+
+    # -- look up, list, change, delete ----------------------------------------------------------
+    async def get_document_by_id(self: Ops, document_id: str, *, schema: str | None = None) -> DocumentOut | None:
+        document_id = required(document_id, "document_id")
+        async with self._session(schema) as s:
+            return await DocumentRepository(s).get(document_id)
+
+    async def get_document_by_hash(self: Ops, content_hash: str, *, namespace: str | None = None,
+                                   schema: str | None = None) -> DocumentOut | None:
+        """The document of a namespace whose processed text has this SHA-256 (hex)."""
+        content_hash = required(content_hash, "content_hash").lower()
+        namespace = self._namespace(namespace)
+        async with self._session(schema) as s:
+            return await DocumentRepository(s).by_hash(namespace, content_hash)
+
+    async def list_documents(self: Ops, namespace: str | None = None, status: str | Sequence[str] | None = None,
+                             *, limit: int = 100, cursor: str | None = None,
+                             schema: str | None = None) -> DocumentPage:
+        """A page of documents (all namespaces unless one is given or bound), optionally only
+        those in `status`; pass ``next_cursor`` back for more."""
+        namespace = self._scope.namespace_for(namespace)
+        statuses = names(status, "status")
+        for value in statuses or ():
+            if value not in DOCUMENT_STATUSES:
+                raise InvalidInput(f"status must be one of {DOCUMENT_STATUSES}, got {value!r}")
+        if cursor is not None:
+            cursor = required(cursor, "cursor")
+        limit = page_limit(limit)
+        async with self._session(schema) as s:
+            items = await DocumentRepository(s).list(namespace, statuses, limit + 1, cursor)
+        more = len(items) > limit
+        items = items[:limit]
+        return DocumentPage(items=items, next_cursor=items[-1].id if more else None)
+
+    async def update_document_status(self: Ops, document_id: str, status: str, *, error: str | None = None,
+                                     schema: str | None = None) -> DocumentOut:
+        """Set a document's status (and error, which is cleared unless given)."""
+        document_id = required(document_id, "document_id")
+        if status not in DOCUMENT_STATUSES:
+            raise InvalidInput(f"status must be one of {DOCUMENT_STATUSES}, got {status!r}")
+        error = None if error is None else optional(error, "error")
+        async with self._session(schema) as s:
+            doc = await DocumentRepository(s).set_status(document_id, status, error)
+        if doc is None:
+            raise NotFound(f"no document {document_id!r} in this schema")
+        return doc
+
+    async def delete_document(self: Ops, document_id: str, *, schema: str | None = None) -> bool:
+        """Delete a document, its chunks, their nodes and every edge touching them (one
+        statement). True if it existed."""
+        document_id = required(document_id, "document_id")
+        async with self._session(schema) as s:
+            return await GraphRepository(s).delete_nodes(
+                Node.id == document_id, Node.id.in_(_document_ids())) > 0
+
+    # -- search --------------------------------------------------------------------------------
+    async def search_chunks(self: Ops, query: str | None = None, *, embedding: Sequence[float] | None = None,
+                            namespace: str | Sequence[str] | None = None, limit: int = 5,
+                            threshold: float | None = None, mode: str = "hybrid",
+                            schema: str | None = None) -> list[ChunkHit]:
+        """Chunks for a question, each with its document. ``mode``: ``hybrid`` (default: vector
+        and full-text rankings fused), ``vector`` or ``text``. ``threshold`` is a minimum cosine
+        similarity."""
+        if mode not in SEARCH_MODES:
+            raise InvalidInput(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        namespaces = self._namespaces(namespace)
+        if mode != "vector" and query is None:
+            raise InvalidInput(f"mode {mode!r} needs query= text; use mode='vector' to search by embedding alone")
+        if mode == "text":
+            if embedding is not None:
+                raise InvalidInput("mode 'text' takes no embedding")
+            vector = None
+        else:
+            vector = await self._query_vector(query if embedding is None else None, embedding)
+        if query is not None:
+            query = " ".join(required(query, "query", MAX_QUERY_BYTES).split()[:MAX_QUERY_WORDS])
+        async with self._session(schema) as s:
+            return await DocumentRepository(s).search_chunks(
+                mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
+                limit=page_limit(limit), namespaces=namespaces,
+                min_similarity=similarity(threshold, "threshold"))
+
+    async def get_namespace_stats(self: Ops, *, schema: str | None = None) -> list[NamespaceStats]:
+        """Per namespace (only the scope's, when one is bound): documents, chunks, last update."""
+        async with self._session(schema) as s:
+            return await DocumentRepository(s).namespace_stats(self._scope.namespace)
+
+
+def _chunk_ids_of(document_id: str) -> Select:
+    return select(Chunk.__table__.c.id).where(Chunk.__table__.c.document_id == document_id)
+
+
+def _document_ids() -> Select:
+    return select(Document.__table__.c.id)

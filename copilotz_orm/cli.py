@@ -23,7 +23,7 @@ from rich.table import Table
 
 from . import MAX_DEPTH, CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
 from .config import ENV_URL, parse_url
-from .errors import DocumentError
+from .errors import DocumentError, MigrationError
 from .rag import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, MAX_CHUNK_SIZE, STRATEGIES
 
 DEFAULT_CLI_URL = "file:./.copilotz/db"
@@ -393,17 +393,25 @@ async def migrate(db: Database, schemas: tuple[str, ...], every: bool, as_json: 
     migrated in its own transaction under a lock, so several processes may run this at once."""
     if every == bool(schemas):
         raise CopilotzError("name the schemas to migrate, or pass --all (not both)")
-    targets = list(schemas) if schemas else await db.list_schemas()
-    with _Reporter("migrating", len(targets), "schemas") as progress:
-        done = await db.migrate_all(targets, on_schema=lambda _: progress.advance())
+    total = len(schemas) if schemas else len(await db.list_schemas())
+    with _Reporter("migrating", total, "schemas") as progress:
+        try:
+            done = await db.migrate_all(list(schemas) or None, on_schema=lambda _: progress.advance())
+            failed = False
+        except MigrationError as exc:  # the others were migrated: report every schema, then fail
+            done, failed = exc.results, True
     if as_json:
         out.print_json(data=[{"schema": m.schema, "before": m.before, "after": m.after,
-                              "changed": m.changed} for m in done])
-        return
-    for m in done:
-        out.print(f"{m.schema}: {m.before or 'empty'} -> {m.after}" if m.changed
-                  else f"{m.schema}: already at {m.after}", highlight=False)
-    out.print(f"{sum(m.changed for m in done)} of {len(done)} schemas upgraded", highlight=False)
+                              "changed": m.changed, "error": m.error} for m in done])
+    else:
+        for m in done:
+            out.print(f"{m.schema}: failed: {m.error}" if m.error
+                      else f"{m.schema}: {m.before} -> {m.after}" if m.changed
+                      else f"{m.schema}: already at {m.after}", highlight=False)
+        out.print(f"{sum(m.changed for m in done)} of {len(done)} schemas upgraded"
+                  + (f", {sum(bool(m.error) for m in done)} failed" if failed else ""), highlight=False)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

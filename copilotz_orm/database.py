@@ -23,11 +23,13 @@ from .errors import (
     DatabaseUnavailable,
     EmbeddingMismatch,
     ExtensionMissing,
+    InvalidInput,
     TenantNotFound,
+    TransactionAborted,
     translate_db_errors,
 )
 from .models import Base, EmbeddingSpace
-from .scopes import Scope, Tenant, Transaction, ambient_scope
+from .scopes import ABORTED, Scope, Tenant, Transaction, _open_transaction, ambient_scope, refuse_second_connection
 from .tenancy import translate_map, validate_schema_name
 
 # Advisory lock key (first half of the two-int form) for database bootstrap; the per-schema one
@@ -66,6 +68,7 @@ class Database:
         self._closed = False
         event.listen(engine.sync_engine, "before_cursor_execute", self._before)
         event.listen(engine.sync_engine, "after_cursor_execute", self._after)
+        event.listen(engine.sync_engine, "handle_error", self._on_error)
         from .ops import Ops
 
         self.ops = Ops(self)
@@ -75,6 +78,8 @@ class Database:
         conn.info.setdefault("copilotz_t0", []).append(time.perf_counter())
 
     def _after(self, conn, cursor, statement, params, context, executemany) -> None:  # noqa: ARG002
+        # In a failed transaction only a ROLLBACK (TO SAVEPOINT) succeeds: any success means usable.
+        conn.info[ABORTED] = False
         started = conn.info["copilotz_t0"].pop()
         self.metrics.statements += 1
         self.metrics.seconds += time.perf_counter() - started
@@ -82,21 +87,41 @@ class Database:
             key = statement.split(None, 1)[0].upper() if statement else "?"
             self.metrics.by_statement[key] = self.metrics.by_statement.get(key, 0) + 1
 
+    def _on_error(self, context) -> None:
+        if context.connection is not None:
+            context.connection.info[ABORTED] = True
+            started = context.connection.info.get("copilotz_t0")
+            if started and context.statement is not None:  # _before ran; _after never will
+                started.pop()
+
     # -- sessions --------------------------------------------------------------------------------
     @asynccontextmanager
     async def connection(self, schema: str | None = None) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, its placeholder schema mapped to `schema`; commits on exit."""
         schema = await self.ensure_schema(schema)
         try:
-            with translate_db_errors(f"schema {schema!r}"):
-                async with self.engine.connect() as conn:
-                    await conn.execution_options(schema_translate_map=translate_map(schema))
-                    async with conn.begin():
-                        yield conn
+            async with self.engine.connect() as conn:
+                await conn.execution_options(schema_translate_map=translate_map(schema))
+                async with conn.begin():
+                    conn.info[ABORTED] = False
+                    yield conn
+                    if conn.info.get(ABORTED):
+                        # PostgreSQL would answer COMMIT with ROLLBACK, silently: say so instead.
+                        raise TransactionAborted(
+                            "a statement in this transaction failed and its error was caught, so "
+                            "PostgreSQL rolled back the whole transaction: nothing in it was stored. "
+                            "Let the error propagate, or run the failing statement in a savepoint "
+                            "(async with session.begin_nested(): ...); ops already do.")
         except TenantNotFound:
             # Dropped or damaged behind our back (another process, a DBA): forget it was ready,
             # so the next use checks it again (and re-provisions it when auto-provisioning).
             self._ready.discard(schema)
+            raise
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "3F000":
+                self._ready.discard(schema)
+                with translate_db_errors(f"schema {schema!r}"):
+                    raise
             raise
 
     @asynccontextmanager
@@ -123,18 +148,27 @@ class Database:
         """One transaction for several ops: ``async with db.transaction(schema="acme") as tx:``
         then ``await tx.ops.create_node(...)``, or your own queries in ``tx.session``."""
         scope = Scope.of(schema, namespace)
+        refuse_second_connection(self)
         ambient = ambient_scope()
         schema = await self.ensure_schema(scope.schema)
         scope = Scope(schema, scope.namespace if scope.namespace is not None
                       else (ambient.namespace if ambient.schema in (None, schema) else None))
         async with self.session(schema) as session:
-            yield Transaction(self, scope, session)
+            tx = Transaction(self, scope, session)
+            token = _open_transaction.set(tx)
+            try:
+                yield tx
+            finally:
+                tx.open = False
+                _open_transaction.reset(token)
 
     # -- tenancy ---------------------------------------------------------------------------------
     async def ensure_schema(self, schema: str | None = None) -> str:
         """Validate `schema` (default: the ambient tenant's, else the configured default) and
         make sure it is provisioned (or raise :class:`TenantNotFound`)."""
-        schema = validate_schema_name(schema or ambient_scope().schema or self.config.default_schema)
+        if schema is None:  # "" is a (bad) name, not "the default"
+            schema = ambient_scope().schema or self.config.default_schema
+        schema = validate_schema_name(schema)
         if schema in self._ready:
             return schema
         async with self._schema_lock:
@@ -169,6 +203,8 @@ class Database:
                 await conn.run_sync(migrations.lock_schema, schema)
                 await conn.execute(CreateSchema(schema, if_not_exists=True))
                 before = await conn.run_sync(migrations.current_revision, schema)
+                if before is None:
+                    await conn.run_sync(_refuse_foreign_tables, schema)
                 await conn.run_sync(migrations.upgrade, schema)
                 await conn.execution_options(schema_translate_map=translate_map(schema))
                 await self._ensure_embedding_space(conn, schema)
@@ -245,8 +281,8 @@ class Database:
         ours = {table.name for table in Base.metadata.tables.values()}
         async with self.engine.connect() as conn:
             for schema in await self.list_schemas():
-                if await conn.run_sync(migrations.current_revision, schema) != head:
-                    continue
+                if await conn.run_sync(migrations.current_revision_or_none, schema) != head:
+                    continue  # older, or a damaged version table: checked on first use
                 # The version table alone proves little: a table may have been dropped by hand.
                 tables = await conn.run_sync(lambda c, s=schema: set(inspect(c).get_table_names(schema=s)))
                 if not ours <= tables:
@@ -267,6 +303,9 @@ class Database:
         async with self.engine.begin() as conn:
             if not await self._schema_exists(conn, schema):
                 return False
+            if await conn.run_sync(migrations.current_revision_or_none, schema) is None:
+                raise InvalidInput(f"schema {schema!r} holds no copilotz tables, so it is not ours to drop "
+                                   "(it may be your application's); drop it yourself if you mean to")
             await conn.execute(DropSchema(schema, cascade=True))
         return True
 
@@ -308,13 +347,25 @@ async def create_database(config: DbConfig | None = None, *, engine: AsyncEngine
     db = Database(config, engine, server, embedder, owns_engine=owns_engine)
     db._embedder_given = embedder_given
     try:
+        # Schemas, the default one included, are provisioned on first use, not here: opening a
+        # database writes nothing but the extensions.
         await _bootstrap(db)
-        if config.auto_provision_schema:
-            await db.ensure_schema(config.default_schema)
     except BaseException:
         await db.close()
         raise
     return db
+
+
+def _refuse_foreign_tables(conn, schema: str) -> None:
+    """Before our first migration of a schema: tables with our names that are not ours (your
+    application's `events`, say) would make it fail halfway. Say so, and what to do."""
+    ours = {table.name for table in Base.metadata.tables.values()}
+    clash = sorted(ours & set(inspect(conn).get_table_names(schema=schema)))
+    if clash:
+        raise ConfigError(
+            f"schema {schema!r} already has tables named {', '.join(clash)} that are not copilotz tables "
+            f"(your application's?). Keep copilotz in a schema of its own: DbConfig(default_schema="
+            f"'copilotz_data') or db.tenant('<name>'), or --schema on the command line.")
 
 
 async def _bootstrap(db: Database) -> None:

@@ -59,7 +59,7 @@ class DocumentOps:
         """Read, chunk, embed and store a text file (see :meth:`ingest_document`). A file that
         exists but cannot be ingested (empty, binary, not UTF-8, unreadable) is recorded as a
         ``failed`` document with the reason, and :class:`DocumentError` is raised."""
-        namespace = self._namespace(namespace)
+        namespace = self._namespace(namespace, schema)
         try:
             source = await asyncio.to_thread(read_file, path)  # file reads must not stall the event loop
         except DocumentError as exc:
@@ -84,7 +84,7 @@ class DocumentOps:
         source (a file that changed) replaces the earlier ones (``replaced``). `chunking` is a
         strategy of :func:`copilotz_orm.rag.chunk_text`, or ``auto`` (``rst`` for
         reStructuredText, ``markdown`` for Markdown, ``paragraph`` otherwise)."""
-        namespace = self._namespace(namespace)
+        namespace = self._namespace(namespace, schema)
         strategy = _AUTO_CHUNKING.get(source.mime_type, "paragraph") if chunking == "auto" else chunking
         if strategy not in STRATEGIES:
             raise InvalidInput(f"chunking must be 'auto' or one of {STRATEGIES}, got {chunking!r}")
@@ -192,7 +192,7 @@ class DocumentOps:
                                    schema: str | None = None) -> DocumentOut | None:
         """The document of a namespace whose processed text has this SHA-256 (hex)."""
         content_hash = required(content_hash, "content_hash").lower()
-        namespace = self._namespace(namespace)
+        namespace = self._namespace(namespace, schema)
         async with self._session(schema) as s:
             return await DocumentRepository(s).by_hash(namespace, content_hash)
 
@@ -201,7 +201,7 @@ class DocumentOps:
                              schema: str | None = None) -> DocumentPage:
         """A page of documents (all namespaces unless one is given or bound), optionally only
         those in `status`; pass ``next_cursor`` back for more."""
-        namespace = self._scope.namespace_for(namespace)
+        namespace = self._namespace_filter(namespace, schema)
         statuses = names(status, "status")
         for value in statuses or ():
             if value not in DOCUMENT_STATUSES:
@@ -246,7 +246,7 @@ class DocumentOps:
         similarity."""
         if mode not in SEARCH_MODES:
             raise InvalidInput(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        namespaces = self._namespaces(namespace)
+        namespaces = self._namespaces(namespace, schema)
         if mode != "vector" and query is None:
             raise InvalidInput(f"mode {mode!r} needs query= text; use mode='vector' to search by embedding alone")
         if mode == "text":
@@ -266,7 +266,7 @@ class DocumentOps:
     async def get_namespace_stats(self: Ops, *, schema: str | None = None) -> list[NamespaceStats]:
         """Per namespace (only the scope's, when one is bound): documents, chunks, last update."""
         async with self._session(schema) as s:
-            return await DocumentRepository(s).namespace_stats(self._scope.namespace)
+            return await DocumentRepository(s).namespace_stats(self._scope_of(schema).namespace)
 
 
 def _chunk_ids_of(document_id: str) -> Select:

@@ -66,6 +66,15 @@ class Conflict(CopilotzError):
     """A uniqueness rule was violated."""
 
 
+class TransactionAborted(CopilotzError):
+    """A statement failed inside a transaction whose block then ended normally: PostgreSQL rolled
+    the whole transaction back, and nothing in it was stored."""
+
+
+class MigrationError(CopilotzError):
+    """A schema cannot be migrated (an unknown revision, a damaged version table)."""
+
+
 class QueryCanceled(CopilotzError):
     """The statement was cancelled (statement timeout or cancellation)."""
 

@@ -26,7 +26,7 @@ from .sanitize import (
     MAX_LIMIT, NAME_BYTES, check_vector, clean_json, names, optional, page_limit, required, similarity,
     whole_number,
 )
-from .scopes import Scope, ambient_scope
+from .scopes import Scope, Transaction, ambient_scope, refuse_second_connection
 from .schemas import (
     Direction, EdgeOut, GraphPath, ImportResult, NodeHit, NodeOut, NodePage, Traversal,
     TraversedNode,
@@ -66,31 +66,46 @@ class Ops(DocumentOps):
     the ambient ``with db.tenant(...)`` block; ``db.tenant(...).ops`` and a transaction's
     ``tx.ops`` are bound to theirs."""
 
-    def __init__(self, db: Database, *, scope: Scope | None = None, session: AsyncSession | None = None) -> None:
+    def __init__(self, db: Database, *, scope: Scope | None = None, transaction: Transaction | None = None) -> None:
         self._db = db
         self._bound = scope
-        self._tx = session
+        self._tx = transaction
 
     @property
     def _scope(self) -> Scope:
         return self._bound if self._bound is not None else ambient_scope()
 
-    def _namespace(self, namespace: str | None) -> str:
-        """The namespace a write goes to: the call's, else the scope's; one is needed."""
-        return self._scope.namespace_for(namespace, needed=True)  # type: ignore[return-value]
+    def _scope_of(self, schema: str | None) -> Scope:
+        """The scope a call naming `schema` runs in: the ambient tenant's namespace only applies
+        in the ambient tenant's schema."""
+        scope = self._scope
+        if self._bound is None and schema is not None and scope.schema not in (None, schema):
+            return Scope(strict=False)
+        return scope
 
-    def _namespaces(self, namespace: str | Sequence[str] | None) -> list[str] | None:
-        return self._scope.namespaces_for(namespace)
+    def _namespace(self, namespace: str | None, schema: str | None = None) -> str:
+        """The namespace a write goes to: the call's, else the scope's; one is needed."""
+        return self._scope_of(schema).namespace_for(namespace, needed=True)  # type: ignore[return-value]
+
+    def _namespaces(self, namespace: str | Sequence[str] | None, schema: str | None = None) -> list[str] | None:
+        return self._scope_of(schema).namespaces_for(namespace)
+
+    def _namespace_filter(self, namespace: str | None, schema: str | None = None) -> str | None:
+        return self._scope_of(schema).namespace_for(namespace)
 
     @asynccontextmanager
     async def _session(self, schema: str | None) -> AsyncIterator[AsyncSession]:
         schema = self._scope.schema_for(schema)
         if self._tx is not None:
-            # Inside db.transaction(): a savepoint per op, so a failed op leaves nothing behind
-            # and the caller may catch its error and go on.
-            async with self._tx.begin_nested():
-                yield self._tx
+            self._tx.check_open()
+            # Inside db.transaction(): one op at a time, each in a savepoint, so a failed op
+            # leaves nothing behind and the caller may catch its error and go on.
+            async with self._tx.lock:
+                self._tx.check_open()
+                async with self._tx.session.begin_nested():
+                    yield self._tx.session
             return
+        refuse_second_connection(self._db)
         async with self._db.session(schema) as session:
             yield session
 
@@ -156,7 +171,7 @@ class Ops(DocumentOps):
         for i, node in enumerate(nodes):
             if not isinstance(node, dict):
                 raise InvalidInput(f"nodes[{i}] must be a dict of node fields, got {builtins.type(node).__name__}")
-            node = {**node, "namespace": self._namespace(node.get("namespace"))}
+            node = {**node, "namespace": self._namespace(node.get("namespace"), schema)}
             _known_fields(node, _NODE_FIELDS, f"nodes[{i}]")
             rows.append(self._node_values(**node))
         if not rows:
@@ -181,7 +196,7 @@ class Ops(DocumentOps):
                                      limit: int = 100, cursor: str | None = None,
                                      schema: str | None = None) -> NodePage:
         """A page of a namespace's nodes in creation order; pass ``next_cursor`` back for more."""
-        namespace = self._namespace(namespace)
+        namespace = self._namespace(namespace, schema)
         if cursor is not None:
             cursor = required(cursor, "cursor")
         async with self._session(schema) as s:
@@ -243,7 +258,7 @@ class Ops(DocumentOps):
         """Delete the nodes derived from one source; returns how many nodes went."""
         conditions = [Node.source_type == required(source_type, "source_type"),
                       Node.source_id == required(source_id, "source_id", NAME_BYTES)]
-        namespace = self._scope.namespace_for(namespace)
+        namespace = self._namespace_filter(namespace, schema)
         if namespace is not None:
             conditions.append(Node.namespace == namespace)
         async with self._session(schema) as s:
@@ -317,7 +332,7 @@ class Ops(DocumentOps):
         _direction(direction)
         if max_nodes is not None:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
-        namespace = self._scope.namespace_for(namespace)
+        namespace = self._namespace_filter(namespace, schema)
         async with self._session(schema) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
@@ -350,7 +365,7 @@ class Ops(DocumentOps):
         _direction(direction)
         if max_nodes is not None:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
-        namespaces, types = self._namespaces(namespace), names(type, "type")
+        namespaces, types = self._namespaces(namespace, schema), names(type, "type")
         nearest = search_sql.nearest_nodes(vector, self._db.embedder.dimension, limit=seeds,
                                            namespaces=namespaces, types=types).subquery("nearest")
         async with self._session(schema) as s:
@@ -385,7 +400,7 @@ class Ops(DocumentOps):
                            type: str | Sequence[str] | None = None, limit: int = 10,
                            min_similarity: float | None = None, schema: str | None = None) -> list[NodeHit]:
         """Nodes nearest to a text (embedded with the schema's model) or a vector, by cosine."""
-        namespaces = self._namespaces(namespace)
+        namespaces = self._namespaces(namespace, schema)
         vector = await self._query_vector(query, embedding)
         async with self._session(schema) as s:
             return await GraphRepository(s).nearest(
@@ -400,7 +415,7 @@ class Ops(DocumentOps):
         """Load an edge list: a node per distinct id (id ``<namespace>:<token>``, name
         ``<token>``) and a directed edge per distinct pair, in one transaction; rows already
         there are kept. Returns the counts, in all and new."""
-        namespace = self._namespace(namespace)
+        namespace = self._namespace(namespace, schema)
         if ":" in namespace:
             raise InvalidInput("an import namespace must not contain ':' (node ids are <namespace>:<token>)")
         edge_type = required(edge_type, "edge_type")
@@ -438,7 +453,7 @@ class Ops(DocumentOps):
         """A node by id; with `namespace`, only a node of that namespace: by ``<namespace>:<ref>``,
         by id, or by name."""
         ref = required(ref, "node reference")
-        namespace = self._scope.namespace_for(namespace)
+        namespace = self._namespace_filter(namespace, schema)
         async with self._session(schema) as s:
             repo = GraphRepository(s)
             if namespace is None:

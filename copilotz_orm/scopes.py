@@ -11,12 +11,13 @@ Three ways to pick a tenant, from the most explicit:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .errors import InvalidInput
+from .errors import InvalidInput, TransactionAborted
 from .sanitize import names, required
 from .tenancy import validate_schema_name
 
@@ -64,6 +65,9 @@ class Scope:
         given = names(namespace, "namespace")
         if given is None:
             return None if self.namespace is None else [self.namespace]
+        if not given:
+            raise InvalidInput("namespace= is an empty list: name at least one namespace, or pass None for "
+                               + ("this scope's namespace" if self.namespace is not None else "all of them"))
         for name in given:
             self._agrees(name)
         return given
@@ -74,7 +78,15 @@ class Scope:
                                f"namespace {namespace!r} in it")
 
 
+ABORTED = "copilotz_aborted"
+"""Connection info key: the last statement on the connection failed (its transaction is aborted)."""
+
 _ambient: ContextVar[Scope] = ContextVar("copilotz_orm_scope", default=Scope(strict=False))
+# The tokens of this context's open `with db.tenant(...)` blocks, innermost last: kept per context
+# (not on the Tenant), so one Tenant can be entered by several tasks at once.
+_entered: ContextVar[tuple[Token[Scope], ...]] = ContextVar("copilotz_orm_scope_tokens", default=())
+# The db.transaction() block this task is in, if any (see Ops._session).
+_open_transaction: ContextVar[Transaction | None] = ContextVar("copilotz_orm_transaction", default=None)
 
 
 def ambient_scope() -> Scope:
@@ -89,7 +101,6 @@ class Tenant:
     def __init__(self, db: Database, scope: Scope) -> None:
         self._db = db
         self.scope = scope
-        self._tokens: list[Token[Scope]] = []
         self._ops: Ops | None = None
 
     @property
@@ -117,11 +128,18 @@ class Tenant:
         return self._db.transaction(schema=self.scope.schema, namespace=self.scope.namespace)
 
     def __enter__(self) -> Tenant:
-        self._tokens.append(_ambient.set(replace(self.scope, strict=False)))
+        _entered.set((*_entered.get(), _ambient.set(replace(self.scope, strict=False))))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _ambient.reset(self._tokens.pop())
+        entered = _entered.get()
+        if not entered or entered[-1].var is not _ambient:
+            raise InvalidInput("a `with db.tenant(...)` block must end in the task (context) that entered "
+                               "it; where setup and teardown run apart (some request frameworks), use "
+                               "db.tenant(...).ops instead")
+        *outer, token = entered
+        _entered.set(tuple(outer))
+        _ambient.reset(token)
 
     async def __aenter__(self) -> Tenant:
         return self.__enter__()
@@ -137,14 +155,18 @@ class Transaction:
     """Several operations in one transaction: ``tx.ops`` composes ops, ``tx.session`` is the ORM
     session for your own queries on our models. It commits when the ``async with`` block ends
     and rolls back if the block raises. A failed op inside it is undone to its savepoint, so the
-    transaction stays usable if you catch the error."""
+    transaction stays usable if you catch the error. Ops on one transaction run one at a time
+    (``asyncio.gather`` of ``tx.ops`` calls queues them)."""
 
     def __init__(self, db: Database, scope: Scope, session) -> None:
         from .ops import Ops
 
         self.scope = scope
         self.session = session
-        self.ops = Ops(db, scope=scope, session=session)
+        self.db = db
+        self.open = True
+        self.lock = asyncio.Lock()
+        self.ops = Ops(db, scope=scope, transaction=self)
 
     @property
     def schema(self) -> str:
@@ -153,3 +175,23 @@ class Transaction:
     @property
     def namespace(self) -> str | None:
         return self.scope.namespace
+
+    def check_open(self) -> None:
+        if not self.open:
+            raise InvalidInput("this transaction has ended (its async with block is over); "
+                               "open a new one with db.transaction()")
+        if self.session.bind.info.get(ABORTED):
+            raise TransactionAborted(
+                "a statement of yours failed in this transaction and its error was caught: PostgreSQL has "
+                "aborted the transaction, so nothing more can run in it and nothing in it will be stored. "
+                "Run statements that may fail in a savepoint (async with tx.session.begin_nested(): ...).")
+
+
+def refuse_second_connection(db: Database) -> None:
+    """Inside ``db.transaction()``, a call through ``db.ops`` (or another scope, or a nested
+    transaction) would use a second connection, which waits forever on the transaction's own row
+    locks and can exhaust the pool: refuse it and say what to use."""
+    tx = _open_transaction.get()
+    if tx is not None and tx.open and tx.db is db:
+        raise InvalidInput("this task is inside db.transaction(): use tx.ops (and tx.session) for the work "
+                           "in it; another connection would wait on the transaction's own locks")

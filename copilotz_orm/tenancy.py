@@ -42,4 +42,7 @@ def tenant_engine(bind: B, schema: str) -> B:
     """`bind` (an Engine, AsyncEngine or Connection of yours) with our placeholder schema mapped
     to `schema`: bind your own Session or AsyncSession to it to query our models in that tenant.
     Your own tables (no schema, or another schema) are not rewritten."""
-    return bind.execution_options(schema_translate_map=translate_map(schema))
+    mapping = translate_map(schema)
+    # Keep the map you may already have (e.g. {None: "your_tenant"} for your own tables).
+    current = bind.get_execution_options().get("schema_translate_map") or {}
+    return bind.execution_options(schema_translate_map={**current, **mapping})

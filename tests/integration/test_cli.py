@@ -81,12 +81,12 @@ def test_graph_import_and_traverse(workdir):
 
 def test_schema_commands(workdir):
     run(workdir, "schema", "provision", "acme")
-    assert run(workdir, "schema", "list").stdout.split() == ["acme", "public"]
+    assert run(workdir, "schema", "list").stdout.split() == ["acme"]  # public is not touched
     bad = run(workdir, "schema", "provision", 'x"; DROP SCHEMA public CASCADE; --', ok=False)
     assert bad.returncode == 1 and "invalid schema name" in bad.stderr
     assert bad.stderr.count("\n") == 1  # one clear line, no traceback
     run(workdir, "schema", "drop", "acme", "--yes")
-    assert run(workdir, "schema", "list").stdout.split() == ["public"]
+    assert run(workdir, "schema", "list").stdout.split() == []
     gone = run(workdir, "schema", "drop", "acme", "--yes", ok=False)
     assert gone.returncode == 1 and "there is no schema 'acme'" in gone.stderr
 

@@ -59,15 +59,29 @@ async def test_host_alembic_runs_our_migrations_and_autogenerate_leaves_our_tabl
     assert up.returncode == 0, up.stderr
     head = migrations.head_revision()
     assert f"copilotz schema acme: 0001_baseline -> {head}" in up.stdout
-    assert f"copilotz schema public: {head} -> {head}" in up.stdout
+    assert "copilotz schema public" not in up.stdout  # never used: nothing of ours in public
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert {"customers", "alembic_version", "nodes", migrations.VERSION_TABLE} <= tables
+        assert {"customers", "alembic_version"} <= tables and "nodes" not in tables
         assert await conn.run_sync(migrations.current_revision, "acme") == head
     assert await db.ops.get_node_by_id(ada.id, schema="acme") is not None
 
     check = app_alembic(app, engine, "check")
     assert check.returncode == 0, check.stdout + check.stderr
+    # `check` and `downgrade` leave our schemas alone; `upgrade` from Python (no command line) does not
+    async with engine.begin() as conn:
+        await conn.run_sync(migrations.downgrade, "acme", "0001_baseline")
+    assert app_alembic(app, engine, "check").returncode == 0
+    async with engine.connect() as conn:
+        assert await conn.run_sync(migrations.current_revision, "acme") == "0001_baseline"
+    from_python = subprocess.run(
+        [sys.executable, "-c", "from alembic import command; from alembic.config import Config; "
+         f"command.upgrade(Config({str(app / 'alembic.ini')!r}), 'head')"],
+        capture_output=True, text=True, cwd=app, env={**os.environ, "APP_DATABASE_URL": sync_url(engine)})
+    assert from_python.returncode == 0, from_python.stderr
+    async with engine.connect() as conn:
+        assert await conn.run_sync(migrations.current_revision, "acme") == head
+
     probe = app_alembic(app, engine, "revision", "--autogenerate", "-m", "probe")
     assert probe.returncode == 0, probe.stderr
     [script] = (app / "migrations" / "versions").glob("*probe*.py")
@@ -83,7 +97,7 @@ async def test_autogenerate_across_all_schemas_proposes_nothing_of_ours(host):
 
         def diff(c):
             ctx = MigrationContext.configure(c, opts={"include_schemas": True,
-                                                      "include_object": migrations.include_object})
+                                                      "include_object": migrations.skip_copilotz_tables(c)})
             return compare_metadata(ctx, AppBase.metadata)
         assert await conn.run_sync(diff) == []
         # Without the hook, autogenerate would drop our tables: the hook is what protects them.

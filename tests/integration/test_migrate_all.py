@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, inspect, select, table
 
 from copilotz_orm import Chunk, DbConfig, EmbeddingConfig, create_database, migrations
-from copilotz_orm.errors import TenantNotFound
+from copilotz_orm.errors import MigrationError, TenantNotFound
 from tests.conftest import ROOT
 from tests.integration.test_migrations import alembic, server_url
 
@@ -100,8 +100,9 @@ async def test_old_tenant_without_auto_provision_says_to_migrate(db, tenant):
 
 
 async def test_migrate_a_missing_schema_is_a_typed_error(db):
-    with pytest.raises(TenantNotFound, match="no schema"):
+    with pytest.raises(MigrationError, match="no schema") as caught:
         await db.migrate_all([f"missing_{uuid.uuid4().hex[:6]}"])
+    assert [r.error is not None for r in caught.value.results] == [True]
 
 
 async def test_two_processes_migrate_all_twenty_tenants_at_once(db):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 from sqlalchemy import MetaData, Table, func, select
@@ -78,7 +79,10 @@ async def test_transaction_commits_all_ops_together(db, tenant, ns):
         # The caller's own query sees the uncommitted rows, in the tenant schema.
         assert await tx.session.scalar(select(func.count()).select_from(Node).where(Node.namespace == ns)) \
             == 2 + 1 + doc.document.chunk_count
-        assert await db.ops.get_node_by_id(a.id, schema=tenant) is None  # not committed yet
+        outside = asyncio.create_task(db.ops.get_node_by_id(a.id, schema=tenant), context=contextvars.Context())
+        assert await outside is None  # another connection does not see it yet
+        with pytest.raises(InvalidInput, match="use tx.ops"):  # this task would wait on its own locks
+            await db.ops.get_node_by_id(a.id, schema=tenant)
     walk = await db.ops.traverse_graph(a.id, schema=tenant)
     assert {n.node.id for n in walk.nodes} == {a.id, b.id}
     assert await node_count(db, "public", ns) == 0

@@ -2,8 +2,8 @@
 
 Two things make them live together:
 
-* ``include_object=copilotz_migrations.include_object``: autogenerate ignores the copilotz tables
-  it finds in the database, so it never proposes to drop them (or yours);
+* ``include_object=copilotz_migrations.skip_copilotz_tables(connection)``: autogenerate ignores
+  the copilotz tables in the schemas that hold them, so it never proposes to drop them (or yours);
 * ``copilotz_migrations.upgrade_all(connection)`` after your migrations, on ``alembic upgrade``:
   every copilotz tenant schema is brought to copilotz_orm's latest revision in the same
   transaction. Leave it out if you would rather run ``copilotz-orm migrate --all`` (or
@@ -23,20 +23,14 @@ from models import AppBase
 config = context.config
 
 
-def upgrading() -> bool:
-    """True for `alembic upgrade` (not for `revision --autogenerate`, `check` or `current`)."""
-    opts = config.cmd_opts
-    return opts is not None and opts.cmd[0].__name__ == "upgrade"
-
-
 def run_migrations_online() -> None:
     engine = create_engine(os.environ["APP_DATABASE_URL"], poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=AppBase.metadata,
-                          include_object=copilotz_migrations.include_object)
+                          include_object=copilotz_migrations.skip_copilotz_tables(connection))
         with context.begin_transaction():
             context.run_migrations()
-            if upgrading():
+            if copilotz_migrations.host_is_upgrading():
                 for done in copilotz_migrations.upgrade_all(connection):
                     print(f"copilotz schema {done.schema}: {done.before} -> {done.after}")
 

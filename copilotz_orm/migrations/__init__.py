@@ -124,7 +124,7 @@ def downgrade(connection: Connection, schema: str, revision: str) -> None:
         command.downgrade(alembic_config(connection, schema), revision)
 
 
-def host_is_upgrading() -> bool:
+def upgrading() -> bool:
     """For your application's Alembic env.py: True while Alembic runs ``upgrade`` (from the
     command line or ``command.upgrade()``), False for ``downgrade``, ``check``, ``revision
     --autogenerate``, ``current`` and the rest, so our schemas are only upgraded alongside yours."""

@@ -5,13 +5,15 @@ Programmatic use passes ``connection`` and ``schema`` in ``config.attributes`` (
 
     alembic -x tenant=acme [-x url=postgresql://…] upgrade head
 
-The URL defaults to ``COPILOTZ_DATABASE_URL``, then ``sqlalchemy.url`` in alembic.ini.
+The URL is ``-x url=``, else ``COPILOTZ_DATABASE_URL``, else ``sqlalchemy.url`` in alembic.ini.
+Only ``upgrade`` creates a missing schema (or ``file:`` database).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection, func, select
@@ -54,17 +56,26 @@ def run_on(connection: Connection, schema: str) -> None:
 
 
 async def _run_from_command_line(schema: str) -> None:
-    from copilotz_orm.config import ENV_URL, DbConfig
+    from copilotz_orm.config import ENV_URL, DbConfig, parse_url
     from copilotz_orm.database import create_database
+    from copilotz_orm.migrations import upgrading
 
-    url = (context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-           or os.environ.get(ENV_URL))
+    url = (context.get_x_argument(as_dictionary=True).get("url") or os.environ.get(ENV_URL)
+           or config.get_main_option("sqlalchemy.url"))
     if not url:
         raise SystemExit(f"no database given: use -x url=postgresql://… or file:PATH, or set {ENV_URL}")
+    # Only `upgrade` may create things: `current`, `downgrade`, `history` on a mistyped name must not.
+    creating = upgrading()
+    target = parse_url(url)
+    if target.kind == "file" and not (target.path / "PG_VERSION").exists() and not creating:
+        raise SystemExit(f"no database at {target.path}")
     db = await create_database(DbConfig(url=url, auto_provision_schema=False))
     try:
         async with db.engine.begin() as conn:
-            await conn.execute(CreateSchema(schema, if_not_exists=True))
+            if creating:
+                await conn.execute(CreateSchema(schema, if_not_exists=True))
+            elif not await db.schema_exists(schema):
+                raise SystemExit(f"there is no schema {schema!r} in this database (copilotz-orm schema list)")
             await conn.run_sync(run_on, schema)
     finally:
         await db.close()
@@ -77,4 +88,6 @@ _connection = config.attributes.get("connection")
 if _connection is not None:
     run_on(_connection, _schema())
 else:
+    if config.config_file_name:  # the command line: alembic.ini's logging says what ran
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
     asyncio.run(_run_from_command_line(_schema()))

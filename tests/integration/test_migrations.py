@@ -37,6 +37,7 @@ async def tables(db, schema):
 
 async def test_alembic_command_line_per_tenant(db):
     tenant = f"cli_{uuid.uuid4().hex[:8]}"
+    public_before = await tables(db, "public")
     try:
         up = alembic(db, "-x", f"tenant={tenant}", "upgrade", "head")
         assert up.returncode == 0, up.stderr
@@ -53,18 +54,20 @@ async def test_alembic_command_line_per_tenant(db):
         assert again.returncode == 0, again.stderr
         assert "nodes" in await tables(db, tenant)
         # the default schema was not touched by any of this
-        assert "nodes" in await tables(db, "public")
+        assert await tables(db, "public") == public_before
     finally:
         await db.drop_schema(tenant)
 
 
 async def test_alembic_refuses_bad_tenant_names(db):
+    await db.provision_schema("public")
     bad = alembic(db, "-x", 'tenant=x"; DROP SCHEMA public CASCADE; --', "upgrade", "head")
     assert bad.returncode != 0 and "invalid schema name" in bad.stderr
     assert "nodes" in await tables(db, "public")
 
 
 async def test_version_table_lives_in_each_schema(db, tenant):
+    await db.provision_schema("public")
     await db.provision_schema(tenant)
     for schema in ("public", tenant):
         async with db.engine.connect() as conn:
@@ -95,3 +98,16 @@ async def test_migrations_build_what_the_models_declare(db):
 
     async with db.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+
+
+async def test_alembic_command_line_reads_without_creating_and_says_what_it_did(db):
+    typo = f"typo_{uuid.uuid4().hex[:6]}"
+    current = alembic(db, "-x", f"tenant={typo}", "current")
+    assert current.returncode != 0 and "there is no schema" in current.stderr
+    assert not await db.schema_exists(typo)
+    tenant = f"cli_{uuid.uuid4().hex[:8]}"
+    try:
+        up = alembic(db, "-x", f"tenant={tenant}", "upgrade", "head")
+        assert up.returncode == 0 and "Running upgrade  -> 0001_baseline" in up.stderr, up.stderr
+    finally:
+        await db.drop_schema(tenant)

@@ -30,7 +30,7 @@ def run_migrations_online() -> None:
                           include_object=copilotz_migrations.skip_copilotz_tables(connection))
         with context.begin_transaction():
             context.run_migrations()
-            if copilotz_migrations.host_is_upgrading():
+            if copilotz_migrations.upgrading():
                 for done in copilotz_migrations.upgrade_all(connection):
                     print(f"copilotz schema {done.schema}: {done.before} -> {done.after}")
 

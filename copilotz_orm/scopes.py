@@ -94,14 +94,8 @@ def ambient_scope() -> Scope:
     return _ambient.get()
 
 
-class Tenant:
-    """A schema (and optionally a namespace) to work in. ``tenant.ops`` runs every operation
-    there; ``with tenant:`` (or ``async with``) makes it the ambient scope for ``db.ops``."""
-
-    def __init__(self, db: Database, scope: Scope) -> None:
-        self._db = db
-        self.scope = scope
-        self._ops: Ops | None = None
+class _Scoped:
+    scope: Scope
 
     @property
     def schema(self) -> str:
@@ -110,6 +104,16 @@ class Tenant:
     @property
     def namespace(self) -> str | None:
         return self.scope.namespace
+
+
+class Tenant(_Scoped):
+    """A schema (and optionally a namespace) to work in. ``tenant.ops`` runs every operation
+    there; ``with tenant:`` (or ``async with``) makes it the ambient scope for ``db.ops``."""
+
+    def __init__(self, db: Database, scope: Scope) -> None:
+        self._db = db
+        self.scope = scope
+        self._ops: Ops | None = None
 
     @property
     def ops(self) -> Ops:
@@ -151,7 +155,7 @@ class Tenant:
         return f"Tenant(schema={self.scope.schema!r}, namespace={self.scope.namespace!r})"
 
 
-class Transaction:
+class Transaction(_Scoped):
     """Several operations in one transaction: ``tx.ops`` composes ops, ``tx.session`` is the ORM
     session for your own queries on our models. It commits when the ``async with`` block ends
     and rolls back if the block raises. A failed op inside it is undone to its savepoint, so the
@@ -167,14 +171,6 @@ class Transaction:
         self.open = True
         self.lock = asyncio.Lock()
         self.ops = Ops(db, scope=scope, transaction=self)
-
-    @property
-    def schema(self) -> str:
-        return self.scope.schema  # type: ignore[return-value]
-
-    @property
-    def namespace(self) -> str | None:
-        return self.scope.namespace
 
     def check_open(self) -> None:
         if not self.open:

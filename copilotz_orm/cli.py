@@ -8,8 +8,10 @@ otherwise.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -20,6 +22,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import MAX_DEPTH, CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
 from .config import ENV_URL, parse_url
@@ -124,14 +127,19 @@ def main(ctx: click.Context, url: str, schema: str, model: str | None) -> None:
 
 
 # -- documents ---------------------------------------------------------------------------------
-def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]:
-    for pattern in patterns:
+def _files(paths: tuple[Path, ...], patterns: tuple[str, ...], excludes: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Files named on the command line, and those matching `patterns` in folders (recursively)
+    unless their path inside the folder matches one of `excludes` (e.g. 'drafts/*', '*.tmp')."""
+    for pattern in (*patterns, *excludes):
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
             raise click.BadParameter(f"{pattern!r} must be a pattern inside the folder, like '*.md'",
-                                     param_hint="--include")
+                                     param_hint="--include/--exclude")
     for path in paths:
         if path.is_dir():
-            yield from sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
+            found = {f for pattern in patterns for f in path.rglob(pattern) if f.is_file()}
+            yield from sorted(f for f in found
+                              if not any(f.relative_to(path).match(x) or fnmatch.fnmatch(f.relative_to(path).as_posix(), x)
+                                         for x in excludes))
         else:
             yield path
 
@@ -141,6 +149,8 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]
 @click.option("--namespace", "-n", required=True, help="Namespace the documents go into.")
 @click.option("--include", "patterns", multiple=True, default=DEFAULT_PATTERNS, show_default=True,
               help="Glob for files inside folders (repeatable).")
+@click.option("--exclude", "excludes", multiple=True,
+              help="Glob for files inside folders to skip, e.g. 'drafts/*' (repeatable).")
 @click.option("--chunking", type=click.Choice(("auto", *STRATEGIES)), default="fixed", show_default=True,
               help="How documents are cut: auto picks rst/markdown by file type, paragraph otherwise.")
 @click.option("--chunk-size", type=click.IntRange(1, MAX_CHUNK_SIZE), default=DEFAULT_CHUNK_SIZE,
@@ -150,12 +160,12 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> Iterator[Path]
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_run(writes=True)
 async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns: tuple[str, ...],
-                 chunking: str, chunk_size: int, chunk_overlap: int, as_json: bool) -> None:
+                 excludes: tuple[str, ...], chunking: str, chunk_size: int, chunk_overlap: int, as_json: bool) -> None:
     """Chunk, embed and store text files (folders are searched recursively).
 
     A file that cannot be read is reported and skipped; the exit status is then 1."""
-    files = list(_files(paths, patterns))
-    new, duplicate, failed = 0, 0, []
+    files = list(_files(paths, patterns, excludes))
+    new, updated, duplicate, failed = 0, 0, 0, []
     chunks = 0
     with _Reporter("ingesting", len(files), "docs") as progress:
         for path in files:
@@ -166,17 +176,18 @@ async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns
                 failed.append({"path": str(path), "error": str(exc)})
             else:
                 if result.created:
-                    new += 1
+                    updated, new = (updated + 1, new) if result.replaced else (updated, new + 1)
                     chunks += result.document.chunk_count
                 else:
                     duplicate += 1
             progress.advance()
-    summary = {"files": len(files), "new": new, "duplicate": duplicate, "failed": failed, "chunks": chunks}
+    summary = {"files": len(files), "new": new, "updated": updated, "duplicate": duplicate, "failed": failed,
+               "chunks": chunks}
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        out.print(f"{len(files)} files: {new} new ({chunks} chunks), {duplicate} already stored, "
-                  f"{len(failed)} failed")
+        out.print(f"{len(files)} files: {new} new, {updated} changed since last time ({chunks} chunks), "
+                  f"{duplicate} already stored, {len(failed)} failed")
         for f in failed:
             out.print(f"  failed: {f['error']}", highlight=False)
     if failed:
@@ -204,11 +215,30 @@ async def search(db: Database, query: str, namespace: tuple[str, ...], limit: in
         out.print("no results")
         return
     for rank, hit in enumerate(hits, 1):
-        snippet = " ".join(hit.content.split())[:240]
         similarity = f"  similarity {hit.similarity:.3f}" if hit.similarity is not None else ""
-        out.print(f"[bold]{rank}. {hit.document.title}[/]  [dim]score {hit.score:.4f}{similarity}  "
-                  f"{hit.document.source_uri or hit.document.id}[/]", highlight=False)
-        out.print(f"   {snippet}…", highlight=False)
+        heading = " > ".join(hit.metadata.get("heading_path") or [])
+        line = Text.assemble((f"{rank}. {hit.document.title}", "bold"),
+                             (f"  score {hit.score:.4f}{similarity}  {hit.document.source_uri or hit.document.id}"
+                              + (f"  § {heading}" if heading else ""), "dim"))
+        out.print(line, highlight=False)
+        out.print(Text("   ") + _snippet(hit.content, query), highlight=False)
+
+
+def _snippet(content: str, query: str, width: int = 240) -> Text:
+    """About `width` characters of `content` around the first query word found, the query's
+    words (and words they begin) highlighted. Chunk text is shown as text, never as markup."""
+    flat = " ".join(content.split())
+    words = sorted({w.lower() for w in re.findall(r"\w{3,}", query)}, key=len, reverse=True)
+    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, words)) + r")\w*", re.I) if words else None
+    first = pattern.search(flat) if pattern else None
+    start = max(0, first.start() - width // 4) if first else 0
+    if start:
+        start = flat.find(" ", start) + 1 or start
+    piece = flat[start:start + width]
+    text = Text(("…" if start else "") + piece + ("…" if start + width < len(flat) else ""))
+    if pattern:
+        text.highlight_regex(pattern, style="bold yellow")
+    return text
 
 
 @main.command()

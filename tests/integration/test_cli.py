@@ -52,10 +52,14 @@ def test_ingest_search_stats_and_reingest(workdir):
     again = json.loads(run(workdir, "ingest", str(folder), "-n", "peps", "--json", ok=False).stdout)
     assert again["new"] == 0 and again["duplicate"] == 3
 
+    (folder / "pep-0257.rst").write_text((folder / "pep-0257.rst").read_text() + "\nA new last line.\n")
+    changed = json.loads(run(workdir, "ingest", str(folder), "-n", "peps", "--json", "--exclude", "*.txt").stdout)
+    assert (changed["files"], changed["new"], changed["updated"], changed["duplicate"]) == (3, 0, 1, 2)
+
     hits = json.loads(run(workdir, "search", "Beautiful is better than ugly", "-n", "peps", "--json").stdout)
     assert hits[0]["document"]["title"].startswith("PEP 20")
     text = run(workdir, "search", "Beautiful is better than ugly", "-n", "peps").stdout
-    assert "PEP 20" in text
+    assert "PEP 20" in text and "Beautiful is better than ugly" in text
 
     stats = json.loads(run(workdir, "stats", "--json").stdout)
     assert [(s["namespace"], s["document_count"], s["failed_count"]) for s in stats] == [("peps", 3, 2)]

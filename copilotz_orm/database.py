@@ -104,6 +104,20 @@ class Database:
             finally:
                 await session.close()
 
+    @asynccontextmanager
+    async def read_session(self, schema: str | None = None) -> AsyncIterator[AsyncSession]:
+        """An ORM session for one tenant schema that runs a single read-only statement outside
+        any transaction. One statement is atomic and sees one snapshot on its own; BEGIN and
+        COMMIT around it would be two more round trips, most of the cost of a small read."""
+        schema = await self.ensure_schema(schema)
+        async with self.engine.connect() as conn:
+            await conn.execution_options(schema_translate_map=translate_map(schema), isolation_level="AUTOCOMMIT")
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+            try:
+                yield session
+            finally:
+                await session.close()
+
     # -- tenancy ---------------------------------------------------------------------------------
     async def ensure_schema(self, schema: str | None = None) -> str:
         """Validate `schema` and make sure it is provisioned (or raise :class:`TenantNotFound`)."""

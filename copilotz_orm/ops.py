@@ -80,6 +80,12 @@ class Ops:
         async with self._db.session(schema) as session:
             yield session
 
+    @asynccontextmanager
+    async def _read(self, schema: str | None) -> AsyncIterator[AsyncSession]:
+        """For an op that is one read-only statement (see :meth:`Database.read_session`)."""
+        async with self._db.read_session(schema) as session:
+            yield session
+
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         embedder = self._db.embedder
         vectors = await asyncio.to_thread(embedder.embed, texts)
@@ -303,7 +309,7 @@ class Ops:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
         if namespace is not None:
             namespace = required(namespace, "namespace")
-        async with self._session(schema) as s:
+        async with self._read(schema) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
                 edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
@@ -316,7 +322,7 @@ class Ops:
         source_id, target_id = required(source_id, "source_id"), required(target_id, "target_id")
         whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
         _direction(direction)
-        async with self._session(schema) as s:
+        async with self._read(schema) as s:
             return await GraphRepository(s).shortest_path(
                 source_id, target_id, max_depth=max_depth, direction=direction,
                 edge_types=names(edge_types, "edge_types"))

@@ -96,12 +96,20 @@ class Database:
 
     # -- sessions --------------------------------------------------------------------------------
     @asynccontextmanager
-    async def connection(self, schema: str | None = None) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction, its placeholder schema mapped to `schema`; commits on exit."""
+    async def connection(self, schema: str | None = None, *, one_read: bool = False
+                         ) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, its placeholder schema mapped to `schema`; commits on exit.
+        ``one_read=True``: no transaction, for a block that runs one read-only statement (one
+        statement is atomic and sees one snapshot on its own; BEGIN and COMMIT would be two more
+        round trips, most of the cost of a small read)."""
         schema = await self.ensure_schema(schema)
         try:
             async with self.engine.connect() as conn:
                 await conn.execution_options(schema_translate_map=translate_map(schema))
+                if one_read:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    yield conn
+                    return
                 async with conn.begin():
                     conn.info[ABORTED] = False
                     yield conn
@@ -125,9 +133,10 @@ class Database:
             raise
 
     @asynccontextmanager
-    async def session(self, schema: str | None = None) -> AsyncIterator[AsyncSession]:
-        """An ORM session for one tenant schema, in a transaction that commits on exit."""
-        async with self.connection(schema) as conn:
+    async def session(self, schema: str | None = None, *, one_read: bool = False) -> AsyncIterator[AsyncSession]:
+        """An ORM session for one tenant schema, in a transaction that commits on exit (see
+        :meth:`connection` for ``one_read``)."""
+        async with self.connection(schema, one_read=one_read) as conn:
             # The connection's transaction is the unit of work: the session joins it, and
             # the `connection()` block commits it (or rolls it back on an exception).
             session = AsyncSession(bind=conn, expire_on_commit=False)

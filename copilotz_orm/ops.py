@@ -94,7 +94,9 @@ class Ops(DocumentOps):
         return self._scope_of(schema).namespace_for(namespace)
 
     @asynccontextmanager
-    async def _session(self, schema: str | None) -> AsyncIterator[AsyncSession]:
+    async def _session(self, schema: str | None, *, one_read: bool = False) -> AsyncIterator[AsyncSession]:
+        """The session an op runs in: the transaction's (in a savepoint), or its own;
+        ``one_read`` for an op that is one read-only statement (no BEGIN/COMMIT around it)."""
         schema = self._scope.schema_for(schema)
         if self._tx is not None:
             self._tx.check_open()
@@ -106,7 +108,7 @@ class Ops(DocumentOps):
                     yield self._tx.session
             return
         refuse_second_connection(self._db)
-        async with self._db.session(schema) as session:
+        async with self._db.session(schema, one_read=one_read) as session:
             yield session
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
@@ -333,7 +335,7 @@ class Ops(DocumentOps):
         if max_nodes is not None:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
         namespace = self._namespace_filter(namespace, schema)
-        async with self._session(schema) as s:
+        async with self._session(schema, one_read=True) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
                 edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
@@ -346,7 +348,7 @@ class Ops(DocumentOps):
         source_id, target_id = required(source_id, "source_id"), required(target_id, "target_id")
         whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
         _direction(direction)
-        async with self._session(schema) as s:
+        async with self._session(schema, one_read=True) as s:
             return await GraphRepository(s).shortest_path(
                 source_id, target_id, max_depth=max_depth, direction=direction,
                 edge_types=names(edge_types, "edge_types"))

@@ -1,9 +1,10 @@
 """Graph traversal as one recursive CTE: a breadth-first search with a visited set.
 
-``walk`` has one row per round: the frontier, the map of nodes seen so far (id -> depth) and the
-edges walked that round. ``reached`` is the last map; ``best`` its (node, depth) rows; the result
-is one JSON document in the shape of ``schemas.Traversal``. ``shortest_path`` walks back from the
-target along the levels.
+``walk`` has one row per round: the round's ``depth``, its ``frontier`` (the nodes first reached
+in that round), ``seen`` (every node reached so far) and the ids of the edges walked onto the
+frontier. Only ids ride the recursion; node rows and edge rows are joined once, after it, and the
+result is one JSON document in the shape of ``schemas.Traversal``. ``shortest_path`` walks back
+from the target along the levels.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.types import UserDefinedType
 
 from ..models import Edge, Node
 from ..schemas import Direction
@@ -25,15 +27,34 @@ MAX_DEPTH = 10
 """The deepest traversal allowed: beyond it a dense graph's frontier is the whole graph."""
 
 NODE_COLUMNS = [c for c in Node.__table__.c if c.key not in ("embedding", "search_text")]
+EDGE_COLUMNS = list(Edge.__table__.c)
 
 
-def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: str | None = None) -> Subquery:
-    """Edges as (a -> b) steps in the walking direction, with the edge's own columns. With a
-    namespace, only steps onto nodes of that namespace: the walk never passes through others."""
+class _Tid(UserDefinedType):
+    """PostgreSQL's ``tid``: a row version's physical address (``ctid``)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "TID"
+
+
+def _ctid(table):
+    """The ``ctid`` system column of `table` (or of an alias of it). Fetching the rows of one
+    statement's own snapshot by ctid is a direct heap access, where a primary key costs an index
+    descent per row."""
+    return column("ctid", _Tid(), _selectable=table)
+
+
+def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: str | None = None,
+           *, full: bool = False) -> Subquery:
+    """Edges as (a -> b) steps in the walking direction, with the edge's id and ``row`` (its
+    ctid), or all its columns if `full`. With a namespace, only steps onto nodes of that
+    namespace: the walk never passes through others."""
 
     def oriented(a, b):
-        stmt = select(a.label("a"), b.label("b"), Edge.id, Edge.source_id, Edge.target_id,
-                      Edge.type, Edge.data, Edge.weight, Edge.created_at)
+        columns = EDGE_COLUMNS if full else [Edge.id, _ctid(Edge.__table__).label("row")]
+        stmt = select(a.label("a"), b.label("b"), *columns)
         if isinstance(edge_types, BindParameter):
             stmt = stmt.where(Edge.type.in_(edge_types))
         elif edge_types:
@@ -53,60 +74,54 @@ def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: st
 def _bfs(seed: Select, *, max_depth: int, direction: Direction, edge_types: Sequence[str] | None,
          namespace: str | None):
     """The walk as a recursive CTE: one row per breadth-first round, with ``depth``, the
-    ``frontier`` (an array of node ids), ``seen`` (a JSONB object {node id: depth} of every node
-    reached so far) and ``edges`` (a JSONB array of the edges walked in that round: from the
-    frontier onto nodes not seen before; each also names the node it led to, ``walked_to``).
+    ``frontier`` (an array of the node ids first reached in that round), ``seen`` (a JSONB object
+    whose keys are every node reached so far: a key lookup is a binary search, where an array
+    would be scanned) and the edges walked onto the frontier as two parallel arrays,
+    ``edge_rows`` (their ctids) and ``walked_to`` (the node each led to), ordered by
+    (walked_to, edge id).
 
     Each round steps only onto unseen nodes, so every node is expanded once, as in an in-memory
-    BFS, however many cycles lead back to it; and the edges come out of the same index scans."""
+    BFS, however many cycles lead back to it. Only ids are carried from round to round: building
+    rows or JSON for every edge inside the recursion cost more than the walk itself, and the
+    edges' rows are fetched once afterwards."""
     seed_ids = seed.subquery("seed_ids").c[0]
     walk = select(
         literal(0, Integer).label("depth"),
         func.array_agg(seed_ids, type_=ARRAY(Text)).label("frontier"),
         func.jsonb_object_agg(seed_ids, 0, type_=JSONB).label("seen"),
-        func.jsonb_build_array(type_=JSONB).label("edges"),
+        cast(null(), ARRAY(_Tid())).label("edge_rows"),
+        cast(null(), ARRAY(Text)).label("walked_to"),
     ).cte("walk", recursive=True)
     prev = walk.alias("prev")
     steps = _steps(direction, edge_types, namespace)
-    onto_new = (select(steps)
+    onto_new = (select(steps.c.b, steps.c.id, steps.c.row)
                 .where(steps.c.a == func.any(prev.c.frontier), ~prev.c.seen.has_key(steps.c.b))
                 .correlate(prev).lateral("onto_new"))
-    edge = func.jsonb_build_object(
-        "id", onto_new.c.id, "source_id", onto_new.c.source_id, "target_id", onto_new.c.target_id,
-        "type", onto_new.c.type, "data", onto_new.c.data, "weight", onto_new.c.weight,
-        "created_at", onto_new.c.created_at, "walked_to", onto_new.c.b)
+    walked_order = (onto_new.c.b, onto_new.c.id)
     nxt = select(
         func.array_agg(onto_new.c.b.distinct(), type_=ARRAY(Text)).label("frontier"),
-        func.jsonb_object_agg(onto_new.c.b, prev.c.depth + 1, type_=JSONB).label("added"),
-        func.jsonb_agg(aggregate_order_by(edge, onto_new.c.b, onto_new.c.id), type_=JSONB).label("edges"),
+        func.jsonb_object_agg(onto_new.c.b, 0, type_=JSONB).label("added"),
+        func.array_agg(aggregate_order_by(onto_new.c.row, *walked_order), type_=ARRAY(_Tid())).label("edge_rows"),
+        func.array_agg(aggregate_order_by(onto_new.c.b, *walked_order), type_=ARRAY(Text)).label("walked_to"),
     ).lateral("nxt")
     return walk.union_all(
-        select(prev.c.depth + 1, nxt.c.frontier,
-               prev.c.seen.op("||")(func.coalesce(nxt.c.added, func.jsonb_build_object())).label("seen"),
-               func.coalesce(nxt.c.edges, func.jsonb_build_array()))
+        select(prev.c.depth + 1, nxt.c.frontier, prev.c.seen.op("||")(nxt.c.added).label("seen"),
+               nxt.c.edge_rows, nxt.c.walked_to)
         .select_from(prev.join(nxt, true()))
-        .where(prev.c.depth < max_depth, prev.c.frontier.is_not(None))
+        .where(prev.c.depth < max_depth, nxt.c.frontier.is_not(None))
     )
 
 
-def _reached(walk):
-    """CTE with one column ``m``: the last round's map {node id: depth} of every node reached."""
-    return (select(walk.c.seen.label("m")).order_by(walk.c.depth.desc()).limit(1)
-            .cte("reached").prefix_with("MATERIALIZED"))
+def _levels(walk):
+    """CTE of (node_id, depth) rows: the nodes of each round's frontier at that round's depth,
+    which is their shortest depth, since a node joins only the frontier of the round that first
+    reaches it."""
+    ids = func.unnest(walk.c.frontier).table_valued(column("node_id", Text)).render_derived("level")
+    return select(ids.c.node_id, walk.c.depth).select_from(walk.join(ids, true())).cte("best")
 
 
-def _best_depths(reached):
-    """(node_id, depth) rows from the map of :func:`_reached`."""
-    pairs = func.jsonb_each_text(reached.c.m).table_valued("key", "value").render_derived()
-    return (select(pairs.c.key.label("node_id"), pairs.c.value.cast(Integer).label("depth"))
-            .select_from(reached.join(pairs, true())).cte("best"))
-
-
-def _edge_json(steps):
-    return func.json_build_object(
-        "id", steps.c.id, "source_id", steps.c.source_id, "target_id", steps.c.target_id,
-        "type", steps.c.type, "data", steps.c.data, "weight", steps.c.weight,
-        "created_at", steps.c.created_at)
+def _edge_json(edges):
+    return func.json_build_object(*[x for c in EDGE_COLUMNS for x in (c.key, edges.c[c.key])])
 
 
 def start_ids(start: str, namespace: str | None = None) -> Select:
@@ -140,26 +155,26 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
     `start` is a node id, or a SELECT of node ids to start from together (depth 0)."""
     seed = start if isinstance(start, Select) else start_ids(start, namespace)
     walk = _bfs(seed, max_depth=max_depth, direction=direction, edge_types=edge_types, namespace=namespace)
-    reached = _reached(walk)
-    best = _best_depths(reached)
-    walked = (select(*NODE_COLUMNS, best.c.depth)
-              .join_from(best, Node.__table__, Node.id == best.c.node_id)
-              .order_by(best.c.depth, Node.id))
+    # One index scan per round for the whole frontier, not one per node.
+    walked = select(*NODE_COLUMNS, walk.c.depth).join_from(walk, Node.__table__, Node.id == func.any(walk.c.frontier))
     if namespace is not None:
         walked = walked.where(Node.namespace == namespace)
     if max_nodes is not None:
-        walked = walked.limit(max_nodes)
+        walked = walked.order_by(walk.c.depth, Node.id).limit(max_nodes)
     walked = walked.cte("walked")
 
-    # The edges walked were collected round by round by the walk itself.
-    round_edges = (func.jsonb_array_elements(walk.c.edges).table_valued(column("value", JSONB))
-                   .render_derived("walked_edge"))
-    edge_rows = select(func.coalesce(func.jsonb_agg(aggregate_order_by(
-        round_edges.c.value, walk.c.depth, round_edges.c.value["walked_to"].astext,
-        round_edges.c.value["id"].astext)), func.jsonb_build_array())).select_from(walk.join(round_edges, true()))
+    # Each round's edges are already in (walked_to, id) order, so (depth, ordinality) keeps the
+    # order (depth, walked_to, id) without sorting on text again.
+    round_edges = (func.unnest(walk.c.edge_rows, walk.c.walked_to)
+                   .table_valued(column("edge_row", _Tid()), column("walked_to", Text), with_ordinality="position")
+                   .render_derived("round_edge"))
+    edges_table = Edge.__table__
+    edge_rows = (select(func.coalesce(func.json_agg(aggregate_order_by(
+                     _edge_json(edges_table), walk.c.depth, round_edges.c.position)), func.json_build_array()))
+                 .select_from(walk.join(round_edges, true())
+                              .join(edges_table, _ctid(edges_table) == round_edges.c.edge_row)))
     if max_nodes is not None:  # only edges onto nodes that made the cut
-        kept = select(func.jsonb_object_agg(walked.c.id, walked.c.depth)).scalar_subquery()
-        edge_rows = edge_rows.where(kept.op("?")(round_edges.c.value["walked_to"].astext))
+        edge_rows = edge_rows.where(round_edges.c.walked_to.in_(select(walked.c.id)))
     edges = edge_rows.scalar_subquery()
     nodes = (select(func.coalesce(func.json_agg(aggregate_order_by(
                  func.json_build_object("node", _node_json(walked), "depth", walked.c.depth),
@@ -176,12 +191,12 @@ def shortest_path(source_id: str, target_id: str, *, max_depth: int, direction: 
     within `max_depth`): the node's columns, its ``depth`` (steps from the source) and ``next``,
     the edge taken from it towards the target (null on the target). Among equally short paths
     the one through the smallest ids is taken, so the answer is stable."""
-    best = _best_depths(_reached(_bfs(start_ids(source_id), max_depth=max_depth, direction=direction,
-                                      edge_types=edge_types, namespace=None)))
+    best = _levels(_bfs(start_ids(source_id), max_depth=max_depth, direction=direction,
+                        edge_types=edge_types, namespace=None))
     back = (select(best.c.node_id, best.c.depth, null().cast(JSON).label("next"))
             .where(best.c.node_id == target_id).cte("back", recursive=True))
     here = back.alias("here")
-    steps = _steps(direction, edge_types)
+    steps = _steps(direction, edge_types, full=True)
     parent = best.alias("parent")
     hop = (select(steps.c.a.label("node_id"), _edge_json(steps).label("next"))
            .join(parent, (parent.c.node_id == steps.c.a) & (parent.c.depth == here.c.depth - 1))

@@ -184,3 +184,53 @@ async def test_search_then_traverse_is_one_walk_from_the_nearest_nodes(db, ns):
     assert {(n.node.name, n.depth) for n in walked.nodes} == {("cat", 0), ("toy", 1)}
     deeper = await db.ops.search_then_traverse("cat", namespace=ns, seeds=1, max_depth=2)
     assert {n.node.name for n in deeper.nodes} == {"cat", "toy", "far"}
+
+
+async def test_walked_edges_are_every_edge_onto_a_new_node_in_depth_then_node_order(db, ns):
+    # a reaches d through b and through c: both edges are walked (d is new to both), the edge
+    # between b and c is not (c was no deeper than b), nor the one back to a.
+    await db.ops.import_edge_list([("a", "c"), ("a", "b"), ("c", "d"), ("b", "d"), ("b", "c"), ("d", "a")],
+                                  namespace=ns)
+    walked = await db.ops.traverse_graph(f"{ns}:a", max_depth=3, direction="out")
+    depth = {n.node.id: n.depth for n in walked.nodes}
+    assert [(n.node.name, n.depth) for n in walked.nodes] == [("a", 0), ("b", 1), ("c", 1), ("d", 2)]
+    assert sorted((e.source_id[-1], e.target_id[-1]) for e in walked.edges) == [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
+    assert walked.edges == sorted(walked.edges, key=lambda e: (depth[e.target_id], e.target_id, e.id))
+    both = await db.ops.traverse_graph(f"{ns}:d", max_depth=1, direction="both")
+    assert sorted((e.source_id[-1], e.target_id[-1]) for e in both.edges) == [("b", "d"), ("c", "d"), ("d", "a")]
+    assert [e.target_id if e.source_id == f"{ns}:d" else e.source_id for e in both.edges] == \
+        [f"{ns}:a", f"{ns}:b", f"{ns}:c"]
+
+
+@pytest.mark.parametrize("direction", ["out", "in", "both"])
+async def test_the_walk_reads_edges_through_their_indexes(db, ns, direction):
+    """Each round looks up the frontier's edges in an index on the side it walks from, never by
+    reading the whole edges table, on a table big enough for the planner to choose."""
+    from copilotz_orm.sql.explain import explain
+    from copilotz_orm.sql.traversal import traverse_by_id
+
+    await db.ops.import_edge_list([(str(i), str((i * 7 + k) % 4000)) for i in range(4000) for k in (1, 2, 3)],
+                                  namespace=ns)
+    params = {"start_id": f"{ns}:1", "max_depth": 3}
+    async with db.session() as s:
+        plan = "\n".join((await s.execute(explain(traverse_by_id(direction, False, False, False)), params)).scalars())
+    assert "Seq Scan on edges" not in plan, plan
+    if direction in ("out", "both"):
+        assert "ix_edges_source_id_target_id_type" in plan, plan
+    if direction in ("in", "both"):
+        assert "ix_edges_target_id_type" in plan, plan
+
+
+async def test_a_read_outside_a_transaction_leaves_the_pool_transactional(db, ns):
+    """traverse_graph runs on an autocommit connection; the pooled connection must come back
+    to transactions, so a later unit of work that fails still writes nothing."""
+    (a,) = await chain(db, ns, ["a"])
+    for _ in range(3):
+        await db.ops.traverse_graph(a.id, max_depth=1)
+        await db.ops.shortest_path(a.id, a.id)
+        with pytest.raises(RuntimeError):
+            async with db.session() as s:
+                s.add(Node(id=f"{ns}:ghost", namespace=ns, type="entity", name="ghost"))
+                await s.flush()
+                raise RuntimeError("abandon the unit of work")
+        assert await count(db, Node, id=f"{ns}:ghost") == 0

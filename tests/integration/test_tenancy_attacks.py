@@ -8,12 +8,11 @@ import uuid
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from copilotz_orm import Node, migrations, tenant_engine
+from copilotz_orm import migrations, tenant_engine
 from copilotz_orm.errors import (
-    ConfigError, InvalidInput, InvalidSchemaName, MigrationError, TenantNotFound, TransactionAborted,
+    ConfigError, InvalidInput, InvalidSchemaName, MigrationError, TransactionAborted,
 )
 from copilotz_orm.scopes import ambient_scope
 

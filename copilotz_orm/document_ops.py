@@ -23,9 +23,11 @@ from .models.graph import CHUNK, HAS_CHUNK, NEXT_CHUNK
 from .rag import SourceDocument, chunk_text, read_file, read_text
 from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
 from .repositories import DocumentRepository, GraphRepository
-from .sanitize import NAME_BYTES, clean_text, names, optional, page_limit, required, similarity, truncate_bytes
+from .sanitize import (
+    NAME_BYTES, clean_json, clean_text, names, optional, page_limit, required, similarity, truncate_bytes, whole_number,
+)
 from .schemas import ChunkHit, DocumentOut, DocumentPage, IngestResult, NamespaceStats
-from .sql.search import SEARCH_MODES
+from .sql.search import DOCUMENT_FILTERS, SEARCH_MODES
 
 if TYPE_CHECKING:
     from .ops import Ops
@@ -35,6 +37,7 @@ MAX_QUERY_WORDS = 256
 """Words of a query the full-text leg reads; longer queries would exhaust the tsquery parser."""
 MAX_QUERY_BYTES = 1_000_000
 MAX_ERROR_CHARS = 4000
+MAX_EXPAND = 10
 
 
 class DocumentOps:
@@ -240,10 +243,16 @@ class DocumentOps:
     async def search_chunks(self: Ops, query: str | None = None, *, embedding: Sequence[float] | None = None,
                             namespace: str | Sequence[str] | None = None, limit: int = 5,
                             threshold: float | None = None, mode: str = "hybrid",
+                            document_filters: dict[str, Any] | None = None, expand: int = 0,
                             schema: str | None = None) -> list[ChunkHit]:
         """Chunks for a question, each with its document. ``mode``: ``hybrid`` (default: vector
         and full-text rankings fused), ``vector`` or ``text``. ``threshold`` is a minimum cosine
-        similarity."""
+        similarity. ``document_filters`` narrows the search (keys: ``document_ids``,
+        ``mime_types``, ``source_uri_prefix``, ``metadata``, ``chunk_metadata``, see
+        :data:`copilotz_orm.sql.search.DOCUMENT_FILTERS`). ``expand=n`` adds the n chunks before
+        and after each hit (``hit.before``, ``hit.after``)."""
+        filters = _document_filters(document_filters)
+        expand = whole_number(expand, "expand", 0, MAX_EXPAND)
         if mode not in SEARCH_MODES:
             raise InvalidInput(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
         namespaces = self._namespaces(namespace, schema)
@@ -261,12 +270,36 @@ class DocumentOps:
             return await DocumentRepository(s).search_chunks(
                 mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
                 limit=page_limit(limit), namespaces=namespaces,
-                min_similarity=similarity(threshold, "threshold"))
+                min_similarity=similarity(threshold, "threshold"), document_filters=filters, expand=expand)
 
     async def get_namespace_stats(self: Ops, *, schema: str | None = None) -> list[NamespaceStats]:
         """Per namespace (only the scope's, when one is bound): documents, chunks, last update."""
         async with self._session(schema) as s:
             return await DocumentRepository(s).namespace_stats(self._scope_of(schema).namespace)
+
+
+def _document_filters(filters: Any) -> dict[str, Any] | None:
+    """`document_filters`, checked (unknown keys and wrong types are refused, not ignored)."""
+    if filters is None:
+        return None
+    if not isinstance(filters, dict):
+        raise InvalidInput(f"document_filters must be a dict, got {type(filters).__name__}")
+    unknown = sorted(str(k) for k in filters if k not in DOCUMENT_FILTERS)
+    if unknown:
+        raise InvalidInput(f"unknown document_filters key(s) {', '.join(unknown)}; use {', '.join(DOCUMENT_FILTERS)}")
+    checked: dict[str, Any] = {}
+    for key, value in filters.items():
+        if key in ("document_ids", "mime_types"):
+            checked[key] = names(value, key)
+            if not checked[key]:
+                raise InvalidInput(f"document_filters[{key!r}] is empty: name at least one, or leave the key out")
+        elif key == "source_uri_prefix":
+            checked[key] = required(value, key, NAME_BYTES)
+        else:
+            if not isinstance(value, dict):
+                raise InvalidInput(f"document_filters[{key!r}] must be a dict (JSON the metadata must contain)")
+            checked[key] = clean_json(value)
+    return checked
 
 
 def _chunk_ids_of(document_id: str) -> Select:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import translate_db_errors
 from ..models import Chunk, Document, Edge, Node
-from ..schemas import ChunkHit, DocumentOut, NamespaceStats
+from ..schemas import ChunkHit, ChunkPart, DocumentOut, NamespaceStats
 from ..sql import search as search_sql
 
 
@@ -75,7 +75,7 @@ class DocumentRepository:
         self.session.expire_all()
         return await self.get(document_id)
 
-    async def search_chunks(self, **options: Any) -> list[ChunkHit]:
+    async def search_chunks(self, expand: int = 0, **options: Any) -> list[ChunkHit]:
         if options["mode"] != "text":
             # Always filtered: only nodes that are chunks count, whatever else has embeddings.
             settings = search_sql.hnsw_settings(search_sql.candidates(options["mode"], options["limit"]), True)
@@ -88,6 +88,17 @@ class DocumentRepository:
                                  start_char=r["start_char"], end_char=r["end_char"],
                                  metadata=r["metadata"], score=r["score"],
                                  similarity=r["similarity"], document=DocumentOut.model_validate(doc)))
+        if expand and hits:
+            wanted = {(h.document.id, h.position + step) for h in hits
+                      for step in range(-expand, expand + 1) if step and h.position + step >= 0}
+            found = {(r.document_id, r.position): ChunkPart(chunk_id=r.id, position=r.position, content=r.content,
+                                                          start_char=r.start_char, end_char=r.end_char)
+                     for r in await self.session.execute(search_sql.neighbours(sorted(wanted)))}
+            for h in hits:
+                h.before = [found[k] for k in ((h.document.id, h.position - d) for d in range(expand, 0, -1))
+                            if k in found]
+                h.after = [found[k] for k in ((h.document.id, h.position + d) for d in range(1, expand + 1))
+                           if k in found]
         return hits
 
     async def namespace_stats(self, namespace: str | None = None) -> list[NamespaceStats]:

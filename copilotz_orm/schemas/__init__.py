@@ -90,6 +90,16 @@ class DocumentOut(_Out):
     updated_at: datetime
 
 
+class ChunkPart(BaseModel):
+    """A chunk next to a hit (``search_chunks(expand=n)``)."""
+
+    chunk_id: str
+    position: int
+    content: str
+    start_char: int
+    end_char: int
+
+
 class ChunkHit(BaseModel):
     chunk_id: str
     content: str
@@ -100,6 +110,8 @@ class ChunkHit(BaseModel):
     score: float  # reciprocal rank fusion over the search legs: higher is better
     similarity: float | None  # cosine similarity to the query vector (None in text mode)
     document: DocumentOut
+    before: list[ChunkPart] = Field(default_factory=list)  # with expand=n: up to n chunks before, in order
+    after: list[ChunkPart] = Field(default_factory=list)  # and up to n after
 
 
 class IngestResult(BaseModel):

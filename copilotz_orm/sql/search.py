@@ -4,9 +4,10 @@ schema's HNSW expression index (on ``embedding::vector(dim)``) serves them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, null, select, union_all
+from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, null, select, tuple_, union_all
 from sqlalchemy.orm import aliased
 
 from ..models import Chunk, Document, Node
@@ -67,17 +68,43 @@ def text_query(query: str):
     return func.to_tsquery("english", func.replace(words, " & ", " | "))
 
 
+DOCUMENT_FILTERS = ("document_ids", "mime_types", "source_uri_prefix", "metadata", "chunk_metadata")
+"""Keys of `document_filters`: documents by id, by MIME type, by where they came from (a prefix
+of the source URI), by JSON their metadata contains, and chunks by JSON their metadata contains
+(e.g. ``{"heading_path": ["Installation"]}``)."""
+
+
+def filter_conditions(filters: dict[str, Any]) -> list:
+    chunk, document = Chunk.__table__, Document.__table__
+    conditions = []
+    if "document_ids" in filters:
+        conditions.append(chunk.c.document_id.in_(filters["document_ids"]))
+    if "mime_types" in filters:
+        conditions.append(document.c.mime_type.in_(filters["mime_types"]))
+    if "source_uri_prefix" in filters:
+        conditions.append(document.c.source_uri.startswith(filters["source_uri_prefix"], autoescape=True))
+    if "metadata" in filters:
+        conditions.append(document.c.metadata.contains(filters["metadata"]))
+    if "chunk_metadata" in filters:
+        conditions.append(chunk.c.metadata.contains(filters["chunk_metadata"]))
+    return conditions
+
+
 def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] | None = None,
                   query: str | None = None, namespaces: Sequence[str] | None = None,
-                  min_similarity: float | None = None) -> Select:
+                  min_similarity: float | None = None, document_filters: dict[str, Any] | None = None
+                  ) -> Select:
     """Chunks ranked by vector distance, by full-text rank, or by both fused with reciprocal
     rank fusion. Each leg is an ordered, limited scan (HNSW index, GIN index); the fusion and
     the joins to documents happen on the few rows the legs return."""
     chunk, document = Chunk.__table__, Document.__table__
     leg_rows = candidates(mode, limit)
+    conditions = filter_conditions(document_filters or {})
 
     def leg_base(*columns):
         stmt = select(*columns).join_from(Node.__table__, chunk, chunk.c.id == Node.id)
+        if conditions:
+            stmt = stmt.join(document, document.c.id == chunk.c.document_id).where(*conditions)
         return stmt.where(Node.namespace.in_(list(namespaces))) if namespaces else stmt
 
     legs = []
@@ -117,3 +144,13 @@ def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] 
     if min_similarity is not None and vector is not None:
         stmt = stmt.where(similarity >= min_similarity)
     return stmt
+
+
+def neighbours(pairs: Sequence[tuple[str, int]]) -> Select:
+    """The chunks at these (document id, position) places: a hit's neighbours along NEXT_CHUNK
+    (consecutive positions are exactly the NEXT_CHUNK edges), through the unique index on them."""
+    chunk = Chunk.__table__
+    return (select(chunk.c.document_id, chunk.c.position, chunk.c.id, Node.content, chunk.c.start_char,
+                   chunk.c.end_char)
+            .join_from(chunk, Node.__table__, Node.id == chunk.c.id)
+            .where(tuple_(chunk.c.document_id, chunk.c.position).in_(list(pairs))))

@@ -323,3 +323,48 @@ async def test_unknown_chunking_is_refused_before_anything_is_written(db, ns):
     with pytest.raises(InvalidInput, match="chunking must be"):
         await db.ops.ingest_text("some text " * 20, namespace=ns, chunking="semantic")
     assert db.metrics.statements == 0
+
+
+async def test_document_filters_narrow_the_search(db, ns, tmp_path):
+    md = tmp_path / "guide.md"
+    md.write_text("# Install\n\nInstall the walrus with pip.\n\n# Usage\n\nFeed the walrus fish daily.\n")
+    txt = tmp_path / "notes.txt"
+    txt.write_text("Notes about the walrus and its habits. " * 10)
+    guide = (await db.ops.ingest_file(md, namespace=ns, chunking="markdown", chunk_size=8, chunk_overlap=0)).document
+    notes = (await db.ops.ingest_file(txt, namespace=ns)).document
+    for mode in ("hybrid", "text", "vector"):
+        hits = await db.ops.search_chunks("walrus", namespace=ns, mode=mode, limit=10,
+                                          document_filters={"mime_types": ["text/markdown"]})
+        assert hits and {h.document.id for h in hits} == {guide.id}, mode
+    hits = await db.ops.search_chunks("walrus", namespace=ns, mode="text", limit=10,
+                                      document_filters={"chunk_metadata": {"heading_path": ["Usage"]}})
+    assert [h.metadata["heading_path"] for h in hits] == [["Usage"]]
+    hits = await db.ops.search_chunks("walrus", namespace=ns, mode="text", limit=10,
+                                      document_filters={"document_ids": [notes.id]})
+    assert {h.document.id for h in hits} == {notes.id}
+    prefix = str(tmp_path.resolve()) + "/guide"
+    hits = await db.ops.search_chunks("walrus", namespace=ns, mode="text",
+                                      document_filters={"source_uri_prefix": prefix})
+    assert {h.document.id for h in hits} == {guide.id}
+    hits = await db.ops.search_chunks("walrus", namespace=ns, mode="text",
+                                      document_filters={"source_uri_prefix": str(tmp_path.resolve()) + "/g%"})
+    assert hits == []  # a prefix, not a LIKE pattern
+    db.metrics.reset()
+    for bad in ({"kind": "md"}, {"mime_types": []}, {"metadata": ["x"]}, "mime"):
+        with pytest.raises(InvalidInput):
+            await db.ops.search_chunks("walrus", namespace=ns, mode="text", document_filters=bad)
+    assert db.metrics.statements == 0
+
+
+async def test_expand_returns_the_neighbouring_chunks(db, ns):
+    text = " ".join(f"word{i}" for i in range(100))
+    doc = (await db.ops.ingest_text(text, namespace=ns, chunk_size=10, chunk_overlap=0)).document
+    assert doc.chunk_count == 10
+    [hit] = await db.ops.search_chunks("word55", namespace=ns, mode="text", limit=1, expand=2)
+    assert hit.position == 5
+    assert [p.position for p in hit.before] == [3, 4] and [p.position for p in hit.after] == [6, 7]
+    assert all(text[p.start_char:p.end_char] == p.content for p in hit.before + hit.after)
+    [edge] = await db.ops.search_chunks("word95", namespace=ns, mode="text", limit=1, expand=3)
+    assert [p.position for p in edge.before] == [6, 7, 8] and edge.after == []
+    with pytest.raises(InvalidInput):
+        await db.ops.search_chunks("word1", namespace=ns, mode="text", expand=11)

@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from copilotz_orm import DbConfig, EmbeddingConfig, create_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +107,9 @@ async def main() -> None:
     parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks" / "pep_questions.json")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding model (hashing: a quick smoke test)")
+    parser.add_argument("--prefix-cache", type=Path,
+                        help="experiment: re-embed every chunk as 'title\\n\\nchunk' with the same model "
+                             "(~10 min, cached in this .npz file) and search those vectors exactly")
     parser.add_argument("--details", type=Path, help="write every question's rankings as JSON here")
     args = parser.parse_args()
     questions = json.loads(args.questions.read_text())
@@ -115,6 +120,7 @@ async def main() -> None:
         pep_title = {pep: title for pep, title in docs.values()}
         peps = sorted(pep_title)
         title_vectors = db.embedder.embed([pep_title[p] for p in peps])
+        prefixed = await prefixed_vectors(db, docs, args.prefix_cache) if args.prefix_cache else None
 
         per_question, latency = [], {m: [] for m in MODES}
         for n, q in enumerate(questions, 1):
@@ -140,6 +146,16 @@ async def main() -> None:
                     for tv in title_vectors]
             title_rank = [p for _, p in sorted(zip(sims, peps), key=lambda x: -x[0])][:CANDIDATES]
             row["x_doc_rrf_title"] = rrf([v_docs, t_docs, title_rank])[:DEPTH]
+            if prefixed is not None:
+                ids, peps_of_chunk, matrix, stored = prefixed
+                q = np.asarray(qv, dtype=np.float32)
+                exact = [ids[i] for i in np.argsort(-(stored @ q))[:CANDIDATES]]
+                pv = [ids[i] for i in np.argsort(-(matrix @ q))[:CANDIDATES]]
+                chunk_pep = dict(zip(ids, peps_of_chunk))
+                row["x_exact_vector"] = dedupe([chunk_pep[c] for c in exact])[:DEPTH]
+                row["x_prefix_vector"] = dedupe([chunk_pep[c] for c in pv])[:DEPTH]
+                row["x_prefix_hybrid"] = dedupe([chunk_pep[c] for c in rrf([pv, t_chunks])[:CANDIDATES]])[:DEPTH]
+                row["x_prefix_doc_rrf"] = rrf([dedupe([chunk_pep[c] for c in pv]), t_docs])[:DEPTH]
             per_question.append(row)
             if n % 20 == 0:
                 print(f"  {n}/{len(questions)} questions", file=sys.stderr)
@@ -152,6 +168,13 @@ async def main() -> None:
         ("x_doc_rrf", "*experiment:* RRF over documents (each leg deduplicated to documents first)"),
         ("x_doc_rrf_title", "*experiment:* document RRF + a third leg ranking documents by title similarity"),
     ]
+    if "x_exact_vector" in per_question[0]:
+        rows += [
+            ("x_exact_vector", "*experiment:* vector only, exact (brute force over the stored vectors, no HNSW)"),
+            ("x_prefix_vector", "*experiment:* vector only, chunks re-embedded with their PEP title as a prefix (exact)"),
+            ("x_prefix_hybrid", "*experiment:* chunk-level RRF of title-prefixed vectors and the library's text leg"),
+            ("x_prefix_doc_rrf", "*experiment:* document-level RRF of title-prefixed vectors and the text leg"),
+        ]
     results = {}
     for key, _ in rows:
         scored = [score(r[key], set(r["answers"])) for r in per_question]
@@ -199,6 +222,34 @@ async def main() -> None:
         args.details.write_text(json.dumps(per_question, indent=1))
     write_section(args.output, report)
     print(f"wrote {args.output}", file=sys.stderr)
+
+
+async def prefixed_vectors(db, docs: dict[str, tuple[int, str]], cache: Path):
+    """Every chunk of the corpus: (ids, PEPs, title-prefixed vectors, stored vectors), the
+    prefixed ones embedded once and cached in `cache` (an .npz file outside the repository)."""
+    from sqlalchemy import select
+
+    from copilotz_orm.models import Chunk
+
+    async with db.session() as s:
+        rows = (await s.execute(select(Chunk.id, Chunk.document_id, Chunk.content, Chunk.embedding)
+                                .where(Chunk.namespace == NAMESPACE).order_by(Chunk.id))).all()
+    ids = [r[0] for r in rows]
+    peps = [docs[r[1]][0] for r in rows]
+    stored = np.asarray([np.asarray(r[3], dtype=np.float32) for r in rows])
+    if cache.exists():
+        saved = np.load(cache, allow_pickle=False)
+        if list(saved["ids"]) == ids:
+            return ids, peps, saved["vectors"], stored
+    texts = [f"{docs[r[1]][1]}\n\n{r[2]}" for r in rows]
+    print(f"experiment: embedding {len(texts)} title-prefixed chunks", file=sys.stderr)
+    start, vectors = time.perf_counter(), []
+    for i in range(0, len(texts), 512):
+        vectors.extend(db.embedder.embed(texts[i:i + 512]))
+        print(f"  {min(i + 512, len(texts))}/{len(texts)} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    matrix = np.asarray(vectors, dtype=np.float32)
+    np.savez(cache, ids=np.asarray(ids), vectors=matrix)
+    return ids, peps, matrix, stored
 
 
 def write_section(path: Path, lines: list[str]) -> None:

@@ -121,6 +121,7 @@ async def main() -> None:
         peps = sorted(pep_title)
         title_vectors = db.embedder.embed([pep_title[p] for p in peps])
         prefixed = await prefixed_vectors(db, docs, args.prefix_cache) if args.prefix_cache else None
+        bm25 = await Bm25.load(db, docs)
 
         per_question, latency = [], {m: [] for m in MODES}
         for n, q in enumerate(questions, 1):
@@ -146,6 +147,13 @@ async def main() -> None:
                     for tv in title_vectors]
             title_rank = [p for _, p in sorted(zip(sims, peps), key=lambda x: -x[0])][:CANDIDATES]
             row["x_doc_rrf_title"] = rrf([v_docs, t_docs, title_rank])[:DEPTH]
+            for w in (0.5, 0.25):
+                fused = rrf([v_chunks, t_chunks], [1.0, w])[:CANDIDATES]
+                row[f"x_text_weight_{w}"] = dedupe([chunk_pep[c] for c in fused])[:DEPTH]
+            b_chunks = await bm25.search(db, text, CANDIDATES)
+            chunk_pep.update((c, bm25.pep[c]) for c in b_chunks)
+            row["x_bm25_text"] = dedupe([chunk_pep[c] for c in b_chunks])[:DEPTH]
+            row["x_bm25_hybrid"] = dedupe([chunk_pep[c] for c in rrf([v_chunks, b_chunks])[:CANDIDATES]])[:DEPTH]
             if prefixed is not None:
                 ids, peps_of_chunk, matrix, stored = prefixed
                 q = np.asarray(qv, dtype=np.float32)
@@ -167,6 +175,10 @@ async def main() -> None:
         ("x_chunk_rrf", "*experiment:* chunk-level RRF recomputed in Python (should equal hybrid)"),
         ("x_doc_rrf", "*experiment:* RRF over documents (each leg deduplicated to documents first)"),
         ("x_doc_rrf_title", "*experiment:* document RRF + a third leg ranking documents by title similarity"),
+        ("x_text_weight_0.5", "*experiment:* chunk-level RRF, text leg weighted 0.5"),
+        ("x_text_weight_0.25", "*experiment:* chunk-level RRF, text leg weighted 0.25"),
+        ("x_bm25_text", "*experiment:* text only, BM25 (k1=1.2, b=0.75) over the same stemmed lexemes, in Python"),
+        ("x_bm25_hybrid", "*experiment:* chunk-level RRF (k=60, equal weights) of the vector leg and the BM25 text leg"),
     ]
     if "x_exact_vector" in per_question[0]:
         rows += [
@@ -224,6 +236,56 @@ async def main() -> None:
     print(f"wrote {args.output}", file=sys.stderr)
 
 
+class Bm25:
+    """BM25 over the chunks' own tsvectors (the lexemes the library's text leg matches on), so
+    the only difference from the text leg is the ranking function: BM25 weighs each query term
+    by its rarity (IDF), ts_rank_cd counts every matched term alike."""
+
+    K1, B = 1.2, 0.75
+
+    def __init__(self, postings, lengths, pep):
+        self.postings, self.lengths, self.pep = postings, lengths, pep
+        self.avg = sum(lengths.values()) / len(lengths)
+
+    @classmethod
+    async def load(cls, db, docs):
+        from sqlalchemy import String, cast, select
+
+        from copilotz_orm.models import Chunk
+
+        async with db.session() as s:
+            rows = (await s.execute(select(Chunk.id, Chunk.document_id, cast(Chunk.search_text, String))
+                                    .where(Chunk.namespace == NAMESPACE))).all()
+        postings: dict[str, dict[str, int]] = {}
+        lengths, pep = {}, {}
+        lexeme = re.compile(r"'((?:[^']|'')*)'(?::([0-9A-D,]+))?")
+        for chunk_id, doc_id, vector in rows:
+            total = 0
+            for m in lexeme.finditer(vector or ""):
+                tf = len(m.group(2).split(",")) if m.group(2) else 1
+                postings.setdefault(m.group(1).replace("''", "'"), {})[chunk_id] = tf
+                total += tf
+            lengths[chunk_id], pep[chunk_id] = max(total, 1), docs[doc_id][0]
+        return cls(postings, lengths, pep)
+
+    async def search(self, db, query: str, limit: int) -> list[str]:
+        from sqlalchemy import func, select
+
+        async with db.session() as s:
+            terms = (await s.execute(select(func.unnest(func.tsvector_to_array(
+                func.to_tsvector("english", query)))))).scalars().all()
+        n, scores = len(self.lengths), {}
+        for term in terms:
+            posting = self.postings.get(term, {})
+            if not posting:
+                continue
+            idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+            for chunk_id, tf in posting.items():
+                norm = tf + self.K1 * (1 - self.B + self.B * self.lengths[chunk_id] / self.avg)
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * tf * (self.K1 + 1) / norm
+        return sorted(scores, key=lambda c: (-scores[c], c))[:limit]
+
+
 async def prefixed_vectors(db, docs: dict[str, tuple[int, str]], cache: Path):
     """Every chunk of the corpus: (ids, PEPs, title-prefixed vectors, stored vectors), the
     prefixed ones embedded once and cached in `cache` (an .npz file outside the repository)."""
@@ -237,18 +299,21 @@ async def prefixed_vectors(db, docs: dict[str, tuple[int, str]], cache: Path):
     ids = [r[0] for r in rows]
     peps = [docs[r[1]][0] for r in rows]
     stored = np.asarray([np.asarray(r[3], dtype=np.float32) for r in rows])
-    if cache.exists():
-        saved = np.load(cache, allow_pickle=False)
-        if list(saved["ids"]) == ids:
-            return ids, peps, saved["vectors"], stored
     texts = [f"{docs[r[1]][1]}\n\n{r[2]}" for r in rows]
-    print(f"experiment: embedding {len(texts)} title-prefixed chunks", file=sys.stderr)
-    start, vectors = time.perf_counter(), []
-    for i in range(0, len(texts), 512):
-        vectors.extend(db.embedder.embed(texts[i:i + 512]))
-        print(f"  {min(i + 512, len(texts))}/{len(texts)} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    vectors: list = []
+    if cache.exists():  # a finished or partial run: resume from it
+        saved = np.load(cache, allow_pickle=False)
+        done = list(saved["ids"])
+        if done == ids[:len(done)]:
+            vectors = list(saved["vectors"])
+    start = time.perf_counter()
+    if len(vectors) < len(texts):
+        print(f"experiment: embedding {len(texts) - len(vectors)} title-prefixed chunks", file=sys.stderr)
+    for i in range(len(vectors), len(texts), 256):
+        vectors.extend(db.embedder.embed(texts[i:i + 256]))
+        np.savez(cache, ids=np.asarray(ids[:len(vectors)]), vectors=np.asarray(vectors, dtype=np.float32))
+        print(f"  {len(vectors)}/{len(texts)} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     matrix = np.asarray(vectors, dtype=np.float32)
-    np.savez(cache, ids=np.asarray(ids), vectors=matrix)
     return ids, peps, matrix, stored
 
 

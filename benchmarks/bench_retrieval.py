@@ -49,6 +49,7 @@ MODES = ("hybrid", "vector", "text")
 RRF_K = 60          # as in copilotz_orm.sql.search
 CANDIDATES = 100    # chunks per leg, as a hybrid search uses
 DEPTH = 10          # documents scored for MRR
+MIX_ALPHAS = (0.5,)  # experiment: weight of the document title's vector mixed into each chunk's
 PEP_RE = re.compile(r"pep-(\d+)\.\w+$")
 
 
@@ -122,6 +123,14 @@ async def main() -> None:
         title_vectors = db.embedder.embed([pep_title[p] for p in peps])
         prefixed = await prefixed_vectors(db, docs, args.prefix_cache) if args.prefix_cache else None
         bm25 = await Bm25.load(db, docs)
+        stored_ids, stored_docs, stored_matrix = await stored_vectors(db)
+        title_of = {doc_id: i for i, doc_id in enumerate(sorted(docs))}
+        doc_title_vectors = np.asarray(db.embedder.embed([docs[d][1] for d in sorted(docs)]), dtype=np.float32)
+        mixed = {}
+        for alpha in MIX_ALPHAS:
+            m = stored_matrix + alpha * doc_title_vectors[[title_of[d] for d in stored_docs]]
+            mixed[alpha] = m / np.linalg.norm(m, axis=1, keepdims=True)
+        all_chunk_pep = {c: docs[d][0] for c, d in zip(stored_ids, stored_docs)}
 
         per_question, latency = [], {m: [] for m in MODES}
         for n, q in enumerate(questions, 1):
@@ -154,6 +163,14 @@ async def main() -> None:
             chunk_pep.update((c, bm25.pep[c]) for c in b_chunks)
             row["x_bm25_text"] = dedupe([chunk_pep[c] for c in b_chunks])[:DEPTH]
             row["x_bm25_hybrid"] = dedupe([chunk_pep[c] for c in rrf([v_chunks, b_chunks])[:CANDIDATES]])[:DEPTH]
+            q = np.asarray(qv, dtype=np.float32)
+            for alpha, m in mixed.items():
+                mv = [stored_ids[i] for i in np.argsort(-(m @ q))[:CANDIDATES]]
+                row[f"x_mix_{alpha}_vector"] = dedupe([all_chunk_pep[c] for c in mv])[:DEPTH]
+                row[f"x_mix_{alpha}_hybrid"] = dedupe(
+                    [all_chunk_pep[c] for c in rrf([mv, t_chunks])[:CANDIDATES]])[:DEPTH]
+                row[f"x_mix_{alpha}_bm25_hybrid"] = dedupe(
+                    [all_chunk_pep[c] for c in rrf([mv, b_chunks])[:CANDIDATES]])[:DEPTH]
             if prefixed is not None:
                 ids, peps_of_chunk, matrix, stored = prefixed
                 q = np.asarray(qv, dtype=np.float32)
@@ -180,6 +197,13 @@ async def main() -> None:
         ("x_bm25_text", "*experiment:* text only, BM25 (k1=1.2, b=0.75) over the same stemmed lexemes, in Python"),
         ("x_bm25_hybrid", "*experiment:* chunk-level RRF (k=60, equal weights) of the vector leg and the BM25 text leg"),
     ]
+    for alpha in MIX_ALPHAS:
+        rows += [
+            (f"x_mix_{alpha}_vector", f"*experiment:* vector only, each chunk's stored vector + {alpha} × its document's "
+                                      "title vector (renormalised; a cheap stand-in for a title prefix), exact"),
+            (f"x_mix_{alpha}_hybrid", f"*experiment:* chunk-level RRF of those title-mixed vectors ({alpha}) and the library's text leg"),
+            (f"x_mix_{alpha}_bm25_hybrid", f"*experiment:* chunk-level RRF of those title-mixed vectors ({alpha}) and the BM25 text leg"),
+        ]
     if "x_exact_vector" in per_question[0]:
         rows += [
             ("x_exact_vector", "*experiment:* vector only, exact (brute force over the stored vectors, no HNSW)"),
@@ -200,7 +224,7 @@ async def main() -> None:
     report = [HEADING, "",
               f"`python -m benchmarks.bench_retrieval`, run {time.strftime('%Y-%m-%d')}: "
               f"{len(questions)} held-back questions (`benchmarks/pep_questions.json`, committed before the "
-              f"first search) on the {len(docs)} PEPs of `{args.data.name}`, model {args.model}, "
+              f"first search) on the {len(docs)} PEP files in `{args.data}`, model {args.model}, "
               f"embedded server. Each search asks for {CANDIDATES} chunks; hits are mapped to their PEP and "
               f"documents deduplicated in rank order. recall@5 = share of questions with an answer PEP among the "
               f"first 5 documents; MRR = mean 1/rank of the first answer PEP within the first {DEPTH} documents "
@@ -284,6 +308,19 @@ class Bm25:
                 norm = tf + self.K1 * (1 - self.B + self.B * self.lengths[chunk_id] / self.avg)
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * tf * (self.K1 + 1) / norm
         return sorted(scores, key=lambda c: (-scores[c], c))[:limit]
+
+
+async def stored_vectors(db):
+    """(chunk ids, their document ids, the stored chunk vectors as a matrix) for the corpus."""
+    from sqlalchemy import select
+
+    from copilotz_orm.models import Chunk
+
+    async with db.session() as s:
+        rows = (await s.execute(select(Chunk.id, Chunk.document_id, Chunk.embedding)
+                                .where(Chunk.namespace == NAMESPACE).order_by(Chunk.id))).all()
+    return ([r[0] for r in rows], [r[1] for r in rows],
+            np.asarray([np.asarray(r[2], dtype=np.float32) for r in rows]))
 
 
 async def prefixed_vectors(db, docs: dict[str, tuple[int, str]], cache: Path):

@@ -9,6 +9,7 @@ caller's queue (:meth:`DocumentOps.update_document_status`).
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from .sanitize import (
     NAME_BYTES, clean_json, clean_text, names, optional, page_limit, required, similarity, truncate_bytes, whole_number,
 )
 from .schemas import ChunkHit, DocumentOut, DocumentPage, IngestResult, NamespaceStats
-from .sql.search import DOCUMENT_FILTERS, SEARCH_MODES
+from .sql.search import DOCUMENT_FILTERS, SEARCH_MODES, TEXT_WEIGHT, VECTOR_WEIGHT
 
 if TYPE_CHECKING:
     from .ops import Ops
@@ -129,7 +130,7 @@ class DocumentOps:
 
         # 2. Embed, then store the chunks and finish the row in one transaction.
         try:
-            vectors = await self._embed([span.text for span in spans])
+            vectors = await self._embed([_embedding_text(source.title, span) for span in spans])
             chunk_ids = [new_id() for _ in spans]
             chunks = [
                 {"id": cid, "namespace": namespace, "type": CHUNK, "name": f"{source.title} #{i}",
@@ -244,14 +245,17 @@ class DocumentOps:
                             namespace: str | Sequence[str] | None = None, limit: int = 5,
                             threshold: float | None = None, mode: str = "hybrid",
                             document_filters: dict[str, Any] | None = None, expand: int = 0,
+                            weights: tuple[float, float] | None = None,
                             schema: str | None = None) -> list[ChunkHit]:
         """Chunks for a question, each with its document. ``mode``: ``hybrid`` (default: vector
         and full-text rankings fused), ``vector`` or ``text``. ``threshold`` is a minimum cosine
         similarity. ``document_filters`` narrows the search (keys: ``document_ids``,
         ``mime_types``, ``source_uri_prefix``, ``metadata``, ``chunk_metadata``, see
         :data:`copilotz_orm.sql.search.DOCUMENT_FILTERS`). ``expand=n`` adds the n chunks before
-        and after each hit (``hit.before``, ``hit.after``)."""
+        and after each hit (``hit.before``, ``hit.after``). ``weights=(vector, text)`` weighs the
+        legs in the hybrid fusion (default equal)."""
         filters = _document_filters(document_filters)
+        fusion = _weights(weights)
         expand = whole_number(expand, "expand", 0, MAX_EXPAND)
         if mode not in SEARCH_MODES:
             raise InvalidInput(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
@@ -270,12 +274,31 @@ class DocumentOps:
             return await DocumentRepository(s).search_chunks(
                 mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
                 limit=page_limit(limit), namespaces=namespaces,
-                min_similarity=similarity(threshold, "threshold"), document_filters=filters, expand=expand)
+                min_similarity=similarity(threshold, "threshold"), document_filters=filters, expand=expand,
+                weights=fusion)
 
     async def get_namespace_stats(self: Ops, *, schema: str | None = None) -> list[NamespaceStats]:
         """Per namespace (only the scope's, when one is bound): documents, chunks, last update."""
         async with self._session(schema) as s:
             return await DocumentRepository(s).namespace_stats(self._scope_of(schema).namespace)
+
+
+def _weights(weights: Any) -> tuple[float, float]:
+    if weights is None:
+        return (VECTOR_WEIGHT, TEXT_WEIGHT)
+    if (not isinstance(weights, (tuple, list)) or len(weights) != 2
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+                       for w in weights) or not any(weights)):
+        raise InvalidInput(f"weights must be (vector, text): two numbers >= 0, not both 0; got {weights!r}")
+    return float(weights[0]), float(weights[1])
+
+
+def _embedding_text(title: str, span) -> str:
+    """What a chunk's vector is made from: the chunk, after its document's title and its heading
+    path. Most chunks never name what they belong to ("Constants are usually defined on a module
+    level..." is PEP 8's, which only its first chunk says); the stored content stays the span."""
+    context = " > ".join([title, *span.metadata.get("heading_path", ())])
+    return f"{context}\n\n{span.text}"
 
 
 def _document_filters(filters: Any) -> dict[str, Any] | None:

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, null, select, tuple_, union_all
+from sqlalchemy import (
+    Select, Text, bindparam, cast, func, literal_column, null, select, true, tuple_, union_all,
+)
 from sqlalchemy.orm import aliased
 
 from ..models import Chunk, Document, Node
@@ -37,6 +39,8 @@ DOCUMENT_FIELDS = ("id", "namespace", "title", "source_uri", "mime_type", "conte
                    "error", "chunk_count")
 SEARCH_MODES = ("hybrid", "vector", "text")
 RRF_K = 60
+VECTOR_WEIGHT, TEXT_WEIGHT = 1.0, 1.0
+"""Default weights of the legs in the fusion: score = Σ weight / (RRF_K + rank)."""
 """Reciprocal rank fusion constant: a result's score is the sum over legs of 1 / (RRF_K + rank)."""
 HYBRID_CANDIDATES = 100
 """Rows each leg of a hybrid search contributes: fixed, so that a larger `limit` extends the
@@ -59,6 +63,55 @@ def hnsw_settings(rows: int, filtered: bool) -> Select | None:
     if filtered:
         settings.append(func.set_config("hnsw.iterative_scan", "strict_order", True))
     return select(*settings) if settings else None
+
+
+BM25_K1, BM25_B = 1.2, 0.75
+COMMON_SHARE = 0.2
+"""A query word found in more than this share of the chunks does not pick candidates (it is in
+most of them); it still counts, with its small IDF, in the score."""
+TEXT_CANDIDATES = 1000
+"""Chunks the text leg scores with BM25: those that best match the query's telling words."""
+
+
+def _bm25_leg(query: str, leg_base, rows: int):
+    """The text leg: chunks holding the query's words, ranked by BM25 over the same stemmed
+    lexemes as PostgreSQL's full-text search. ts_rank has no IDF: a word found in most chunks
+    ('use', 'function') would count as much as a telling one ('asyncio', 'pool'). One
+    statement: document frequencies are counted per query word through the GIN index (capped,
+    so a common word costs little), candidates are the chunks that best match the telling words
+    (GIN again), and only those are scored."""
+    chunk = Chunk.__table__
+    words = (func.unnest(func.to_tsvector("english", bindparam("text_query", query)))
+             .table_valued("lexeme", "positions", "weights").render_derived("q"))
+    total = select(func.count()).select_from(chunk).scalar_subquery()
+    one_word = func.to_tsquery("simple", func.quote_literal(words.c.lexeme))
+    cap = func.greatest(1, func.ceil(total * COMMON_SHARE) + 1)
+    matching = (select(literal_column("1")).select_from(Node.__table__)
+                .where(Node.type == "chunk", Node.search_text.bool_op("@@")(one_word))
+                .limit(cap).correlate(words).subquery("matching"))
+    terms = select(words.c.lexeme.label("lexeme"), select(func.count()).select_from(matching)
+                   .scalar_subquery().label("df")).distinct().cte("query_terms")
+    idf = func.ln(1 + (total - terms.c.df + 0.5) / (terms.c.df + 0.5))
+    telling = select(terms.c.lexeme).where(terms.c.df <= total * COMMON_SHARE)
+    picked = select(func.coalesce(
+        select(func.string_agg(func.quote_literal(terms.c.lexeme), " | ")).where(terms.c.lexeme.in_(telling))
+        .scalar_subquery(),
+        select(func.string_agg(func.quote_literal(terms.c.lexeme), " | ")).scalar_subquery()))
+    candidate_query = func.to_tsquery("simple", func.coalesce(picked.scalar_subquery(), ""))
+    candidates = (leg_base(Node.id.label("id"), Node.search_text.label("search_text"),
+                           func.length(Node.search_text).label("dl"))
+                  .where(Node.search_text.bool_op("@@")(candidate_query))
+                  .order_by(func.ts_rank(Node.search_text, candidate_query).desc(), Node.id)
+                  .limit(TEXT_CANDIDATES).cte("text_candidates"))
+    avgdl = select(func.greatest(func.avg(candidates.c.dl), 1)).scalar_subquery()
+    lexemes = (func.unnest(candidates.c.search_text).table_valued("lexeme", "positions", "weights")
+               .render_derived("u").lateral())
+    tf = func.coalesce(func.array_length(lexemes.c.positions, 1), 1)
+    bm25 = func.sum(idf * tf * (BM25_K1 + 1)
+                    / (tf + BM25_K1 * (1 - BM25_B + BM25_B * candidates.c.dl / avgdl)))
+    return (select(candidates.c.id, bm25.label("text_rank"))
+            .select_from(candidates).join(lexemes, true()).join(terms, terms.c.lexeme == lexemes.c.lexeme)
+            .group_by(candidates.c.id).order_by(bm25.desc(), candidates.c.id).limit(rows).subquery("text_hits"))
 
 
 def text_query(query: str):
@@ -92,8 +145,8 @@ def filter_conditions(filters: dict[str, Any]) -> list:
 
 def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] | None = None,
                   query: str | None = None, namespaces: Sequence[str] | None = None,
-                  min_similarity: float | None = None, document_filters: dict[str, Any] | None = None
-                  ) -> Select:
+                  min_similarity: float | None = None, document_filters: dict[str, Any] | None = None,
+                  weights: tuple[float, float] = (VECTOR_WEIGHT, TEXT_WEIGHT)) -> Select:
     """Chunks ranked by vector distance, by full-text rank, or by both fused with reciprocal
     rank fusion. Each leg is an ordered, limited scan (HNSW index, GIN index); the fusion and
     the joins to documents happen on the few rows the legs return."""
@@ -116,15 +169,14 @@ def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] 
         hits = hits.order_by(distance).limit(leg_rows).subquery("vector_hits")
         legs.append(select(hits.c.id, func.row_number().over(order_by=hits.c.distance).label("rank")))
     if mode in ("text", "hybrid"):
-        tsquery = text_query(query)
-        rank = func.ts_rank_cd(Node.search_text, tsquery)
-        hits = (leg_base(Node.id, rank.label("text_rank"))
-                .where(Node.search_text.bool_op("@@")(tsquery))
-                .order_by(rank.desc(), Node.id).limit(leg_rows).subquery("text_hits"))
+        hits = _bm25_leg(query, leg_base, leg_rows)
         legs.append(select(hits.c.id, func.row_number().over(
-            order_by=(hits.c.text_rank.desc(), hits.c.id)).label("rank")))
+            order_by=(hits.c.text_rank.desc(), hits.c.id)).label("rank"),
+            bindparam("text_weight", float(weights[1])).label("weight")))
+    if mode in ("vector", "hybrid"):
+        legs[0] = legs[0].add_columns(bindparam("vector_weight", float(weights[0])).label("weight"))
     ranked = (union_all(*legs) if len(legs) > 1 else legs[0]).subquery("ranked")
-    fused = (select(ranked.c.id, func.sum(1.0 / (RRF_K + ranked.c.rank)).label("score"))
+    fused = (select(ranked.c.id, func.sum(ranked.c.weight / (RRF_K + ranked.c.rank)).label("score"))
              .group_by(ranked.c.id).order_by(literal_column("score").desc(), ranked.c.id)
              .limit(limit).subquery("fused"))
 

@@ -368,3 +368,16 @@ async def test_expand_returns_the_neighbouring_chunks(db, ns):
     assert [p.position for p in edge.before] == [6, 7, 8] and edge.after == []
     with pytest.raises(InvalidInput):
         await db.ops.search_chunks("word1", namespace=ns, mode="text", expand=11)
+
+
+async def test_fusion_weights_change_the_hybrid_ranking(db, ns):
+    await db.ops.ingest_text("zebra crossing rules for pedestrians " * 20, namespace=ns, title="Z")
+    await db.ops.ingest_text("animal stripes camouflage savanna " * 20, namespace=ns, title="A")
+    text_heavy = await db.ops.search_chunks("zebra", namespace=ns, weights=(0.0, 1.0), limit=2)
+    assert text_heavy[0].document.title == "Z"
+    only_vector = await db.ops.search_chunks("zebra", namespace=ns, weights=(1.0, 0.0), limit=2)
+    vector = await db.ops.search_chunks("zebra", namespace=ns, mode="vector", limit=2)
+    assert [h.chunk_id for h in only_vector] == [h.chunk_id for h in vector]
+    for bad in ((0, 0), (1,), (-1, 1), (1, float("nan")), "11"):
+        with pytest.raises(InvalidInput, match="weights"):
+            await db.ops.search_chunks("zebra", namespace=ns, weights=bad)

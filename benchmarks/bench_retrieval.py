@@ -181,6 +181,7 @@ async def main() -> None:
                 row["x_prefix_vector"] = dedupe([chunk_pep[c] for c in pv])[:DEPTH]
                 row["x_prefix_hybrid"] = dedupe([chunk_pep[c] for c in rrf([pv, t_chunks])[:CANDIDATES]])[:DEPTH]
                 row["x_prefix_doc_rrf"] = rrf([dedupe([chunk_pep[c] for c in pv]), t_docs])[:DEPTH]
+                row["x_prefix_bm25_hybrid"] = dedupe([chunk_pep[c] for c in rrf([pv, b_chunks])[:CANDIDATES]])[:DEPTH]
             per_question.append(row)
             if n % 20 == 0:
                 print(f"  {n}/{len(questions)} questions", file=sys.stderr)
@@ -210,6 +211,7 @@ async def main() -> None:
             ("x_prefix_vector", "*experiment:* vector only, chunks re-embedded with their PEP title as a prefix (exact)"),
             ("x_prefix_hybrid", "*experiment:* chunk-level RRF of title-prefixed vectors and the library's text leg"),
             ("x_prefix_doc_rrf", "*experiment:* document-level RRF of title-prefixed vectors and the text leg"),
+            ("x_prefix_bm25_hybrid", "*experiment:* chunk-level RRF of title-prefixed vectors and the BM25 text leg"),
         ]
     results = {}
     for key, _ in rows:

@@ -6,7 +6,7 @@ from .database import Database, create_database
 from .embedded import EmbeddedServer, embedded_server
 from .embeddings import Embedder, HashingEmbedder, LocalEmbedder
 from .errors import CopilotzError
-from .models import Base, Chunk, Document, Edge, EmbeddingSpace, Event, Node, QueueItem, Thread
+from .models import Base, Chunk, Document, Edge, EmbeddingSpace, Event, Node, PendingEmbedding, QueueItem, Thread
 from .ops import Ops
 from .sql.traversal import MAX_DEPTH
 from .migrations import migrate_all
@@ -17,5 +17,5 @@ __all__ = [
     "errors", "CopilotzError", "DbConfig", "EmbeddingConfig", "Database", "create_database", "Ops",
     "Embedder", "HashingEmbedder", "LocalEmbedder", "MAX_DEPTH", "validate_schema_name",
     "tenant_engine", "Tenant", "Transaction", "migrate_all", "EmbeddedServer", "embedded_server",
-    "Base", "Thread", "Event", "QueueItem", "Node", "Edge", "Document", "Chunk", "EmbeddingSpace",
+    "Base", "Thread", "Event", "QueueItem", "Node", "Edge", "Document", "Chunk", "EmbeddingSpace", "PendingEmbedding",
 ]

@@ -414,6 +414,31 @@ async def schema_drop(db: Database, name: str, yes: bool) -> None:
 
 
 @main.command()
+@click.option("--to", "model", required=True, help="The model to move to: all-MiniLM-L6-v2 or hashing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=128, show_default=True)
+@_run(writes=False)
+async def reembed(db: Database, model: str, batch_size: int) -> None:
+    """Re-embed every vector of the schema (--schema) with another model, then rebuild its index.
+    Interrupted, it resumes where it stopped when run again with the same --to."""
+    reporter: list[_Reporter] = []
+
+    def progress(done: int, total: int) -> None:
+        if not reporter:
+            reporter.append(_Reporter("re-embedding", total, "rows").__enter__())
+            reporter[0].advance(done)
+        else:
+            reporter[0].advance(done - reporter[0].done)
+
+    try:
+        result = await db.reembed(model, batch_size=batch_size, progress=progress)
+    finally:
+        if reporter:
+            reporter[0].__exit__(None, None, None)
+    out.print(f"schema {result.schema}: {result.rows} vectors now from {result.model} ({result.dimension} "
+              f"dimensions), {result.embedded_now} embedded by this run; index rebuilt", highlight=False)
+
+
+@main.command()
 @click.argument("schemas", nargs=-1, callback=lambda ctx, param, value: tuple(_check_name(v) for v in value))
 @click.option("--all", "every", is_flag=True, help="Every schema that holds copilotz tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

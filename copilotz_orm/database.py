@@ -280,6 +280,39 @@ class Database:
         :func:`copilotz_orm.migrations.migrate_all`."""
         return await migrations.migrate_all(self.engine, schemas, on_schema=on_schema)
 
+    async def reembed(self, model: str | EmbeddingConfig | Embedder, schema: str | None = None, *,
+                      batch_size: int = 128, progress: Callable[[int, int], None] | None = None):
+        """Move a schema's vectors to another embedding model (or re-embed them with the same
+        one): every row that has a vector is embedded again, in committed batches, so an
+        interrupted run resumes; then one transaction swaps the vectors in and rebuilds the
+        dimension CHECK and the HNSW index. Afterwards this database embeds with the new model.
+        `progress(done, total)` is called after each batch. Returns a ReembedResult."""
+        from . import reembedding
+        from .sanitize import whole_number
+
+        schema = validate_schema_name(schema if schema is not None else
+                                      (ambient_scope().schema or self.config.default_schema))
+        whole_number(batch_size, "batch_size", 1, 10_000)
+        if isinstance(model, str):
+            target = embedder_for(EmbeddingConfig(model=model))
+        elif isinstance(model, EmbeddingConfig):
+            target = embedder_for(model)
+        else:
+            target = model
+        revision = await self._revision(schema)
+        if revision != migrations.head_revision():
+            raise TenantNotFound(f"schema {schema!r} is not provisioned at the latest revision ({revision}); "
+                                 "provision or migrate it first")
+        # The move is what reconciles the schema with the model: skip the check on opening it.
+        self._ready.add(schema)
+        try:
+            result = await reembedding.reembed(self, target, schema, batch_size, progress)
+        finally:
+            self._ready.discard(schema)
+        self.embedder = target
+        self._embedder_given = True
+        return result
+
     async def warm_cache(self) -> list[str]:
         """Mark every schema that holds all our tables at the head revision, with an embedding
         space matching this database's embedder, as ready (no check on first use); returns them.

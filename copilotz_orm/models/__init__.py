@@ -2,11 +2,11 @@
 
 from .base import NAMING_CONVENTION, PLACEHOLDER_SCHEMA, Base, new_id
 from .documents import DOCUMENT_STATUSES, Chunk, Document
-from .graph import Edge, EmbeddingSpace, Node
+from .graph import Edge, EmbeddingSpace, Node, PendingEmbedding
 from .threads import QUEUE_STATUSES, THREAD_STATUSES, Event, QueueItem, Thread
 
 __all__ = [
     "NAMING_CONVENTION", "PLACEHOLDER_SCHEMA", "Base", "new_id",
     "Thread", "Event", "QueueItem", "THREAD_STATUSES", "QUEUE_STATUSES",
-    "Node", "Edge", "EmbeddingSpace", "Document", "Chunk", "DOCUMENT_STATUSES",
+    "Node", "Edge", "EmbeddingSpace", "PendingEmbedding", "Document", "Chunk", "DOCUMENT_STATUSES",
 ]

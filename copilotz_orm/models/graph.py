@@ -108,8 +108,20 @@ class EmbeddingSpace(Base):
     model: Mapped[str] = mapped_column(Text)
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Set while the schema is being re-embedded with another model (see Database.reembed).
+    next_model: Mapped[str | None] = mapped_column(Text)
+    next_dimension: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint("id = 1", name="single_row"),
         CheckConstraint("dimension > 0 AND dimension <= 16000", name="dimension"),
     )
+
+
+class PendingEmbedding(Base):
+    """A node's vector from the model a schema is moving to, kept until every row has one."""
+
+    __tablename__ = "pending_embeddings"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    embedding: Mapped[list[float]] = mapped_column(Vector())

@@ -12,6 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from ..ddl import in_space
 from ..models import Chunk, Document, Node
 from .traversal import NODE_COLUMNS
 
@@ -25,7 +26,7 @@ def nearest_nodes(vector: list[float], dimension: int, *, limit: int,
                   namespaces: Sequence[str] | None = None, types: Sequence[str] | None = None,
                   min_similarity: float | None = None) -> Select:
     distance = _distance(dimension, vector)
-    stmt = select(*NODE_COLUMNS, (1 - distance).label("similarity")).where(Node.embedding.is_not(None))
+    stmt = select(*NODE_COLUMNS, (1 - distance).label("similarity")).where(in_space(Node.embedding, dimension))
     if namespaces:
         stmt = stmt.where(Node.namespace.in_(list(namespaces)))
     if types:
@@ -163,7 +164,7 @@ def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] 
     legs = []
     if mode in ("vector", "hybrid"):
         distance = _distance(dimension, vector)
-        hits = leg_base(Node.id, distance.label("distance")).where(Node.embedding.is_not(None))
+        hits = leg_base(Node.id, distance.label("distance")).where(in_space(Node.embedding, dimension))
         if min_similarity is not None:
             hits = hits.where(distance <= 1 - min_similarity)
         hits = hits.order_by(distance).limit(leg_rows).subquery("vector_hits")

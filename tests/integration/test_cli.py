@@ -129,3 +129,15 @@ def test_graph_export_formats(workdir):
     assert (workdir / "g.dot").read_text().startswith("digraph") and dot.returncode == 0
     data = json.loads(run(workdir, "graph", "export", "1", "-n", "g", "--format", "json", "--depth", "3").stdout)
     assert {n["node"]["name"] for n in data["nodes"]} == {"1", "2", "3", "4"}
+
+
+def test_reembed_command(workdir):
+    (workdir / "note.txt").write_text("walruses have tusks and whiskers " * 30)
+    run(workdir, "ingest", str(workdir / "note.txt"), "-n", "notes")
+    done = run(workdir, "reembed", "--to", "hashing", "--batch-size", "2")
+    assert "vectors now from hashing (384 dimensions)" in done.stdout
+    assert "re-embedding: " in done.stderr  # progress lines when not on a terminal
+    hits = json.loads(run(workdir, "search", "walrus tusks", "-n", "notes", "--json").stdout)
+    assert hits and hits[0]["similarity"] > 0
+    unknown = run(workdir, "reembed", "--to", "gpt-9", ok=False)
+    assert unknown.returncode == 1 and "unknown embedding model" in unknown.stderr

@@ -287,7 +287,8 @@ async def test_large_filtered_searches_return_every_row_asked_for(db, ns):
         hits = await forced.ops.search_nodes("item number", namespace=ns, limit=120)
         assert len(hits) == 120 and {h.node.namespace for h in hits} == {ns}
         sims = [h.similarity for h in hits]
-        assert sims == sorted(sims, reverse=True)
+        # in order (up to float rounding: the index and the reported similarity compute apart)
+        assert all(a >= b - 1e-6 for a, b in zip(sims, sims[1:]))
         unfiltered = await forced.ops.search_nodes("item number", limit=100)
         assert len(unfiltered) == 100
     finally:

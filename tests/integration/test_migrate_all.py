@@ -60,15 +60,15 @@ async def test_down_and_up_on_a_populated_tenant_with_the_alembic_command(db, te
     columns, indexes = await chunk_columns(db, tenant)
     assert "metadata" in columns and "ix_chunks_metadata" in indexes
 
-    for expected in ("0002_chunk_metadata", BASELINE):  # one revision at a time
+    kept = {t: n for t, n in counts.items() if t != "pending_embeddings"}  # 0004's own, empty table
+    for expected in ("0003_document_lifecycle", "0002_chunk_metadata", BASELINE):  # one revision at a time
         down = alembic(db, "-x", f"tenant={tenant}", "downgrade", "-1")
         assert down.returncode == 0, down.stderr
         assert await revision(db, tenant) == expected
-        assert await row_counts(db, tenant) == counts
+        assert await row_counts(db, tenant) == kept
     db._ready.discard(tenant)  # changed behind the cache's back
     columns, indexes = await chunk_columns(db, tenant)
     assert "metadata" not in columns and "ix_chunks_metadata" not in indexes
-    assert await row_counts(db, tenant) == counts
 
     up = alembic(db, "-x", f"tenant={tenant}", "upgrade", "head")
     assert up.returncode == 0, up.stderr

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 
 def test_single_head():
-    assert migrations.head_revision() == "0003_document_lifecycle"
+    assert migrations.head_revision() == "0004_reembedding"
 
 
 def server_url(db) -> str:

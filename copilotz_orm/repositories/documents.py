@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,15 +29,18 @@ class DocumentRepository:
         return DocumentOut.model_validate(doc) if doc else None
 
     async def add(self, document: Document, chunks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DocumentOut:
+        # One bulk INSERT with RETURNING for the document (its node and documents rows), rather than
+        # a unit-of-work flush and a refresh: the server's defaults (timestamps) come back with it.
+        values = {k: v for k, v in inspect(document).dict.items() if not k.startswith("_")}
         with translate_db_errors("create_document"):
-            self.session.add(document)
-            await self.session.flush()
+            stored = (await self.session.scalars(
+                insert(Document).returning(Document), [values],
+                execution_options={"populate_existing": True})).one()
             if chunks:
                 await self.session.execute(insert(Chunk), chunks)
             if edges:
                 await self.session.execute(insert(Edge), edges)
-        await self.session.refresh(document)
-        return DocumentOut.model_validate(document)
+        return DocumentOut.model_validate(stored)
 
     async def search_chunks(self, **options: Any) -> list[ChunkHit]:
         if options["mode"] != "text":

@@ -47,15 +47,15 @@ def _audit(event: str, args: tuple) -> None:
 
 sys.addaudithook(_audit)
 
-from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
-from llama_index.core.vector_stores.types import VectorStoreQuery  # noqa: E402
-from llama_index.vector_stores.postgres import PGVectorStore  # noqa: E402
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+from llama_index.core.vector_stores.types import VectorStoreQuery
+from llama_index.vector_stores.postgres import PGVectorStore
 
-from copilotz_orm import DbConfig, EmbeddingConfig, create_database  # noqa: E402
-from copilotz_orm.embeddings import HashingEmbedder  # noqa: E402
+from copilotz_orm import DbConfig, EmbeddingConfig, create_database
+from copilotz_orm.embeddings import HashingEmbedder
 
-from ._results import write_section  # noqa: E402
-from .bench_ingest import DATA, prepare  # noqa: E402
+from ._results import write_section
+from .bench_ingest import DATA, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA, LLAMA_SCHEMA = "bench_ours", "bench_llama"
@@ -171,8 +171,8 @@ async def main() -> None:
         "|---|---|---|---|",
         f"| ingest, seconds | {ours_t:.1f} | {llama_t:.1f} | {llama_t / ours_t:.2f} |",
         f"| ingest, chunks/s | {n_chunks / ours_t:,.0f} | {n_chunks / llama_t:,.0f} | |",
-        f"| rows written per chunk | 4 (node, chunks row, HAS_CHUNK and NEXT_CHUNK edges) + 2 per document | "
-        f"1 (text, JSON metadata with the node serialised, vector) | |",
+        "| rows written per chunk | 4 (node, chunks row, HAS_CHUNK and NEXT_CHUNK edges) + 2 per document | "
+        "1 (text, JSON metadata with the node serialised, vector) | |",
         f"| query p50, ms | {pct(ours_q, 0.5):.1f} | {pct(llama_q, 0.5):.1f} | "
         f"{pct(llama_q, 0.5) / pct(ours_q, 0.5):.2f} |",
         f"| query p95, ms | {pct(ours_q, 0.95):.1f} | {pct(llama_q, 0.95):.1f} | "

@@ -151,7 +151,8 @@ async def main() -> None:
             ours_t.append(time.perf_counter() - t)
             ours.append([h.chunk_id for h in hits])
         recall = statistics.mean(len(set(o) & set(e)) / k for o, e in zip(ours, exact))
-        worst = min(len(set(o) & set(e)) / k for o, e in zip(ours, exact))
+        per_query = [len(set(o) & set(e)) / k for o, e in zip(ours, exact)]
+        worst, missed = min(per_query), sum(r < 0.5 for r in per_query)
 
         sweep = []
         hnsw_stmt = await conn.prepare(exact_sql(k))
@@ -168,8 +169,8 @@ async def main() -> None:
                     t = time.perf_counter()
                     got.append([r["id"] for r in await hnsw_stmt.fetch(q)])
                     times.append(time.perf_counter() - t)
-            sweep.append((ef, statistics.mean(len(set(g) & set(e)) / k for g, e in zip(got, exact)),
-                          pct(times, 0.5), pct(times, 0.95)))
+            rs = [len(set(g) & set(e)) / k for g, e in zip(got, exact)]
+            sweep.append((ef, statistics.mean(rs), min(rs), sum(r < 0.5 for r in rs), pct(times, 0.5), pct(times, 0.95)))
         await conn.close()
 
     structure = (f"{args.clusters} clusters (a point is a random unit centre plus Gaussian noise of norm "
@@ -184,13 +185,13 @@ async def main() -> None:
         f"exact = the same ordering with `enable_indexscan = off` (a sequential scan), which agrees "
         f"with numpy on the same float32 vectors for {agree:.3f} of the top-10 ids.",
         "",
-        "| method | recall@10 (mean) | worst query | p50 ms | p95 ms |",
-        "|---|---|---|---|---|",
+        "| method | recall@10 (mean) | worst query | queries under 0.5 | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|",
         f"| `search_chunks(mode=\"vector\", limit=10)` (ef_search 40, iterative scan strict_order) | "
-        f"{recall:.3f} | {worst:.1f} | {pct(ours_t, 0.5):.1f} | {pct(ours_t, 0.95):.1f} |",
-        *(f"| the HNSW statement on raw asyncpg, `hnsw.ef_search = {ef}` | {r:.3f} | | {p50:.1f} | {p95:.1f} |"
-          for ef, r, p50, p95 in sweep),
-        f"| exact (sequential scan) | 1.000 | 1.0 | {pct(exact_t, 0.5):.1f} | {pct(exact_t, 0.95):.1f} |",
+        f"{recall:.3f} | {worst:.1f} | {missed} | {pct(ours_t, 0.5):.1f} | {pct(ours_t, 0.95):.1f} |",
+        *(f"| the HNSW statement on raw asyncpg, `hnsw.ef_search = {ef}` | {r:.3f} | {w:.1f} | {m} | {p50:.1f} | "
+          f"{p95:.1f} |" for ef, r, w, m, p50, p95 in sweep),
+        f"| exact (sequential scan) | 1.000 | 1.0 | 0 | {pct(exact_t, 0.5):.1f} | {pct(exact_t, 0.95):.1f} |",
         "",
         f"Target (issue 5): recall@10 ≥ 0.95: {'met' if recall >= 0.95 else 'NOT met'} ({recall:.3f}).",
     ]

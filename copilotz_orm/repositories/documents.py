@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, inspect, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import translate_db_errors
 from ..models import Chunk, Document, Edge, Node
 from ..schemas import ChunkHit, DocumentOut, NamespaceStats
 from ..sql import search as search_sql
+
+
+_DOCUMENT_OUT = ("id", "namespace", "title", "source_uri", "mime_type", "content_hash", "status", "error",
+                 "chunk_count")
+
+
+def _columns(table, row: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `row` (keyed by ORM attribute name) that are columns of `table`."""
+    out = {k: v for k, v in row.items() if k in table.c}
+    if "metadata_" in row and "metadata" in table.c:
+        out["metadata"] = row["metadata_"]
+    return out
 
 
 class DocumentRepository:
@@ -29,18 +40,25 @@ class DocumentRepository:
         return DocumentOut.model_validate(doc) if doc else None
 
     async def add(self, document: Document, chunks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DocumentOut:
-        # One bulk INSERT with RETURNING for the document (its node and documents rows), rather than
-        # a unit-of-work flush and a refresh: the server's defaults (timestamps) come back with it.
+        # Core INSERTs (sqlalchemy.insert: the PostgreSQL dialect's Insert has no cache key, so
+        # each statement was compiled anew for every document) on the tables, the rows split by
+        # hand from the ORM attribute names, without the ORM's bulk machinery. The document's rows
+        # come back with the server's defaults (timestamps) through RETURNING: no SELECT follows.
+        nodes, docs, chunk_rows, edge_rows = (Node.__table__, Document.__table__, Chunk.__table__,
+                                              Edge.__table__)
         values = {k: v for k, v in inspect(document).dict.items() if not k.startswith("_")}
         with translate_db_errors("create_document"):
-            stored = (await self.session.scalars(
-                insert(Document).returning(Document), [values],
-                execution_options={"populate_existing": True})).one()
+            stamps = (await self.session.execute(
+                insert(nodes).returning(nodes.c.created_at, nodes.c.updated_at), _columns(nodes, values))).one()
+            stored = (await self.session.execute(
+                insert(docs).returning(*(docs.c[f] for f in _DOCUMENT_OUT)), _columns(docs, values))).one()
             if chunks:
-                await self.session.execute(insert(Chunk), chunks)
+                await self.session.execute(insert(nodes), [_columns(nodes, c) for c in chunks])
+                await self.session.execute(insert(chunk_rows), [_columns(chunk_rows, c) for c in chunks])
             if edges:
-                await self.session.execute(insert(Edge), edges)
-        return DocumentOut.model_validate(stored)
+                await self.session.execute(insert(edge_rows), [_columns(edge_rows, e) for e in edges])
+        return DocumentOut.model_validate({**stored._mapping, "created_at": stamps.created_at,
+                                           "updated_at": stamps.updated_at})
 
     async def search_chunks(self, **options: Any) -> list[ChunkHit]:
         if options["mode"] != "text":

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import translate_db_errors
 from ..models import Chunk, Document, Edge, Node
 from ..schemas import ChunkHit, ChunkPart, DocumentOut, NamespaceStats
 from ..sql import search as search_sql
+
+
+def _columns(table, row: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `row` (keyed by ORM attribute name) that are columns of `table`."""
+    out = {k: v for k, v in row.items() if k in table.c}
+    if "metadata_" in row and "metadata" in table.c:
+        out["metadata"] = row["metadata_"]
+    return out
 
 
 class DocumentRepository:
@@ -62,18 +69,25 @@ class DocumentRepository:
             await self.session.flush()
 
     async def finish(self, document_id: str, chunks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DocumentOut:
-        """Store a document's chunks and edges and mark it indexed."""
+        """Store a document's chunks and edges and mark it indexed. Core INSERTs on the tables
+        (sqlalchemy.insert: the PostgreSQL dialect's Insert has no cache key, so it was compiled
+        anew for every document), rows split by hand from the ORM attribute names; the finished
+        row comes back through RETURNING, no SELECT follows."""
+        nodes, docs, chunk_rows, edge_rows = Node.__table__, Document.__table__, Chunk.__table__, Edge.__table__
         with translate_db_errors("create_document"):
             if chunks:
-                await self.session.execute(insert(Chunk), chunks)
+                await self.session.execute(insert(nodes), [_columns(nodes, c) for c in chunks])
+                await self.session.execute(insert(chunk_rows), [_columns(chunk_rows, c) for c in chunks])
             if edges:
-                await self.session.execute(insert(Edge), edges)
-            await self.session.execute(
-                update(Document.__table__).where(Document.__table__.c.id == document_id)
-                .values(status="indexed", error=None, chunk_count=len(chunks)))
-            await self.session.execute(update(Node).where(Node.id == document_id).values(updated_at=func.now()))
-        self.session.expire_all()
-        return await self.get(document_id)
+                await self.session.execute(insert(edge_rows), [_columns(edge_rows, e) for e in edges])
+            stored = (await self.session.execute(
+                update(docs).where(docs.c.id == document_id)
+                .values(status="indexed", error=None, chunk_count=len(chunks))
+                .returning(*(docs.c[f] for f in search_sql.DOCUMENT_FIELDS)))).one()
+            stamps = (await self.session.execute(
+                update(nodes).where(nodes.c.id == document_id).values(updated_at=func.now())
+                .returning(nodes.c.created_at, nodes.c.updated_at))).one()
+        return DocumentOut.model_validate({**stored._mapping, **stamps._mapping})
 
     async def search_chunks(self, expand: int = 0, **options: Any) -> list[ChunkHit]:
         if options["mode"] != "text":

@@ -156,10 +156,8 @@ class GraphRepository:
                          edges=[EdgeOut.model_validate(r["next"]) for r in rows if r["next"] is not None])
 
     async def prepare_vector_scan(self, rows: int, filtered: bool) -> None:
-        """Raise ef_search / turn on iterative scans for the next vector scan, when needed."""
-        settings = search_sql.hnsw_settings(rows, filtered)
-        if settings is not None:
-            await self.session.execute(settings)
+        """Set ef_search (and iterative scans, when filtered) for the next vector scan."""
+        await self.session.execute(search_sql.hnsw_settings(rows, filtered))
 
     async def nearest(self, vector: list[float], dimension: int, **filters: Any) -> list[NodeHit]:
         await self.prepare_vector_scan(filters["limit"], bool(filters.get("namespaces") or filters.get("types")))

@@ -46,24 +46,24 @@ VECTOR_WEIGHT, TEXT_WEIGHT = 1.0, 1.0
 HYBRID_CANDIDATES = 100
 """Rows each leg of a hybrid search contributes: fixed, so that a larger `limit` extends the
 ranking rather than reshuffling its head."""
-HNSW_EF_SEARCH = 40  # pgvector's default
+HNSW_EF_SEARCH = 100
+"""Candidates an HNSW scan keeps (pgvector's default is 40): on the PEP chunks' vectors, recall@10
+against exact search is 0.877 at 40 and 0.976 at 100, for 0.2 ms more (benchmarks/bench_vector.py)."""
 
 
 def candidates(mode: str, limit: int) -> int:
     return max(HYBRID_CANDIDATES, limit) if mode == "hybrid" else limit
 
 
-def hnsw_settings(rows: int, filtered: bool) -> Select | None:
-    """Settings for the next vector scan in this transaction, or None if the defaults do.
+def hnsw_settings(rows: int, filtered: bool) -> Select:
+    """Settings for the next vector scan in this transaction.
 
     An HNSW scan yields at most ``hnsw.ef_search`` rows, so it is raised to the rows wanted; with
     filters, iterative scanning keeps going until enough rows pass them (pgvector >= 0.8)."""
-    settings = []
-    if rows > HNSW_EF_SEARCH:
-        settings.append(func.set_config("hnsw.ef_search", str(min(rows, 1000)), True))
+    settings = [func.set_config("hnsw.ef_search", str(min(max(rows, HNSW_EF_SEARCH), 1000)), True)]
     if filtered:
         settings.append(func.set_config("hnsw.iterative_scan", "strict_order", True))
-    return select(*settings) if settings else None
+    return select(*settings)
 
 
 BM25_K1, BM25_B = 1.2, 0.75

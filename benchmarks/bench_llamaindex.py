@@ -72,7 +72,8 @@ class Precomputed:
     def embed(self, texts: list[str]) -> list[list[float]]:
         out = []
         for t in texts:
-            v = self.vectors.get(t)
+            # ours embeds "title > headings\n\nchunk": the same precomputed vector serves both
+            v = self.vectors.get(t) or self.vectors.get(t.split("\n\n", 1)[-1])
             if v is None:
                 self.misses += 1
                 v = self.fallback.embed([t])[0]

@@ -29,6 +29,7 @@ from .errors import (
     translate_db_errors,
 )
 from .models import Base, EmbeddingSpace
+from .sql import search as search_sql
 from .scopes import ABORTED, Scope, Tenant, Transaction, _open_transaction, ambient_scope, refuse_second_connection
 from .tenancy import translate_map, validate_schema_name
 
@@ -64,6 +65,7 @@ class Database:
         self._owns_engine = owns_engine
         self._embedder_given = False  # set by create_database when the caller passed one
         self._ready: set[str] = set()
+        self.vector_settings_preset = False
         self._schema_lock = asyncio.Lock()
         self._closed = False
         event.listen(engine.sync_engine, "before_cursor_execute", self._before)
@@ -385,9 +387,13 @@ async def create_database(config: DbConfig | None = None, *, engine: AsyncEngine
         else:
             server = await asyncio.to_thread(EmbeddedServer.start, target.kind, target.path)
             url = server.url
-        engine = create_async_engine(url, pool_size=5, max_overflow=10, connect_args=target.connect_args)
+        connect_args = {**target.connect_args, "server_settings": {
+            **target.connect_args.get("server_settings", {}), **search_sql.SESSION_VECTOR_SETTINGS}}
+        engine = create_async_engine(url, pool_size=5, max_overflow=10, connect_args=connect_args)
     db = Database(config, engine, server, embedder, owns_engine=owns_engine)
     db._embedder_given = embedder_given
+    # Our own connections start with the vector-scan settings; a host's engine gets them per query.
+    db.vector_settings_preset = owns_engine
     try:
         # Schemas, the default one included, are provisioned on first use, not here: opening a
         # database writes nothing but the extensions.

@@ -28,6 +28,7 @@ from .sanitize import (
     NAME_BYTES, clean_json, clean_text, names, optional, page_limit, required, similarity, truncate_bytes, whole_number,
 )
 from .schemas import ChunkHit, DocumentOut, DocumentPage, IngestResult, NamespaceStats
+from .sql import search as search_sql
 from .sql.search import DOCUMENT_FILTERS, SEARCH_MODES, TEXT_WEIGHT, VECTOR_WEIGHT
 
 if TYPE_CHECKING:
@@ -270,10 +271,16 @@ class DocumentOps:
             vector = await self._query_vector(query if embedding is None else None, embedding)
         if query is not None:
             query = " ".join(required(query, "query", MAX_QUERY_BYTES).split()[:MAX_QUERY_WORDS])
-        async with self._session(schema) as s:
+        limit = page_limit(limit)
+        preset = self._db.vector_settings_preset
+        # With the scan settings already on our connections, the search is one read-only
+        # statement (two with expand): no transaction around it.
+        one_read = not search_sql.needs_settings(search_sql.candidates(mode, limit), preset)
+        async with self._session(schema, one_read=one_read) as s:
             return await DocumentRepository(s).search_chunks(
+                preset=preset,
                 mode=mode, vector=vector, query=query, dimension=self._db.embedder.dimension,
-                limit=page_limit(limit), namespaces=namespaces,
+                limit=limit, namespaces=namespaces,
                 min_similarity=similarity(threshold, "threshold"), document_filters=filters, expand=expand,
                 weights=fusion)
 

@@ -372,7 +372,7 @@ class Ops(DocumentOps):
                                            namespaces=namespaces, types=types).subquery("nearest")
         async with self._session(schema) as s:
             repo = GraphRepository(s)
-            await repo.prepare_vector_scan(seeds, bool(namespaces or types))
+            await repo.prepare_vector_scan(seeds, bool(namespaces or types), self._db.vector_settings_preset)
             return await repo.traverse(select(nearest.c.id), max_depth=max_depth, direction=direction,
                                        edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes)
 
@@ -404,9 +404,10 @@ class Ops(DocumentOps):
         """Nodes nearest to a text (embedded with the schema's model) or a vector, by cosine."""
         namespaces = self._namespaces(namespace, schema)
         vector = await self._query_vector(query, embedding)
-        async with self._session(schema) as s:
+        limit, preset = page_limit(limit), self._db.vector_settings_preset
+        async with self._session(schema, one_read=not search_sql.needs_settings(limit, preset)) as s:
             return await GraphRepository(s).nearest(
-                vector, self._db.embedder.dimension, limit=page_limit(limit),
+                vector, self._db.embedder.dimension, preset, limit=limit,
                 namespaces=namespaces, types=names(type, "type"),
                 min_similarity=similarity(min_similarity, "min_similarity"))
 

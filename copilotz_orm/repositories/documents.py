@@ -89,11 +89,11 @@ class DocumentRepository:
                 .returning(nodes.c.created_at, nodes.c.updated_at))).one()
         return DocumentOut.model_validate({**stored._mapping, **stamps._mapping})
 
-    async def search_chunks(self, expand: int = 0, **options: Any) -> list[ChunkHit]:
-        if options["mode"] != "text":
+    async def search_chunks(self, expand: int = 0, preset: bool = False, **options: Any) -> list[ChunkHit]:
+        rows = search_sql.candidates(options["mode"], options["limit"])
+        if options["mode"] != "text" and search_sql.needs_settings(rows, preset):
             # Always filtered: only nodes that are chunks count, whatever else has embeddings.
-            settings = search_sql.hnsw_settings(search_sql.candidates(options["mode"], options["limit"]), True)
-            await self.session.execute(settings)
+            await self.session.execute(search_sql.hnsw_settings(rows, True))
         rows = (await self.session.execute(search_sql.search_chunks(**options))).mappings()
         hits = []
         for r in rows:

@@ -155,11 +155,14 @@ class GraphRepository:
         return GraphPath(nodes=[NodeOut.model_validate(r) for r in rows],
                          edges=[EdgeOut.model_validate(r["next"]) for r in rows if r["next"] is not None])
 
-    async def prepare_vector_scan(self, rows: int, filtered: bool) -> None:
-        """Set ef_search (and iterative scans, when filtered) for the next vector scan."""
-        await self.session.execute(search_sql.hnsw_settings(rows, filtered))
+    async def prepare_vector_scan(self, rows: int, filtered: bool, preset: bool = False) -> None:
+        """Set ef_search (and iterative scans, when filtered) for the next vector scan, unless
+        the connection started with settings that do (`preset`)."""
+        if search_sql.needs_settings(rows, preset):
+            await self.session.execute(search_sql.hnsw_settings(rows, filtered))
 
-    async def nearest(self, vector: list[float], dimension: int, **filters: Any) -> list[NodeHit]:
-        await self.prepare_vector_scan(filters["limit"], bool(filters.get("namespaces") or filters.get("types")))
+    async def nearest(self, vector: list[float], dimension: int, preset: bool = False, **filters: Any) -> list[NodeHit]:
+        await self.prepare_vector_scan(filters["limit"], bool(filters.get("namespaces") or filters.get("types")),
+                                       preset)
         rows = (await self.session.execute(search_sql.nearest_nodes(vector, dimension, **filters))).mappings()
         return [NodeHit(node=NodeOut.model_validate(r), similarity=r["similarity"]) for r in rows]

@@ -55,6 +55,15 @@ def candidates(mode: str, limit: int) -> int:
     return max(HYBRID_CANDIDATES, limit) if mode == "hybrid" else limit
 
 
+SESSION_VECTOR_SETTINGS = {"hnsw.ef_search": str(HNSW_EF_SEARCH), "hnsw.iterative_scan": "strict_order"}
+"""Set when our own connections start, so a search of up to HNSW_EF_SEARCH rows needs no
+settings statement (and no transaction to scope one)."""
+
+
+def needs_settings(rows: int, preset: bool) -> bool:
+    return not preset or rows > HNSW_EF_SEARCH
+
+
 def hnsw_settings(rows: int, filtered: bool) -> Select:
     """Settings for the next vector scan in this transaction.
 

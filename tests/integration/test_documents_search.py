@@ -382,3 +382,26 @@ async def test_fusion_weights_change_the_hybrid_ranking(db, ns):
     for bad in ((0, 0), (1,), (-1, 1), (1, float("nan")), "11"):
         with pytest.raises(InvalidInput, match="weights"):
             await db.ops.search_chunks("zebra", namespace=ns, weights=bad)
+
+
+async def test_searches_are_one_statement_on_our_connections_and_set_up_on_a_hosts(db, ns):
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from copilotz_orm import DbConfig, EmbeddingConfig, create_database
+
+    await db.ops.ingest_text("one statement searches " * 30, namespace=ns)
+    db.metrics.reset()
+    await db.ops.search_chunks("statement", namespace=ns)
+    await db.ops.search_nodes("statement", namespace=ns)
+    assert db.metrics.statements == 2  # no BEGIN/COMMIT (not counted anyway), no settings statement
+    host_engine = create_async_engine(db.engine.url)
+    host = await create_database(DbConfig(embedding=EmbeddingConfig(model="hashing")), engine=host_engine)
+    try:
+        async with host.session() as s:
+            assert await s.scalar(select(func.current_setting("hnsw.ef_search", True))) in (None, "", "40")
+        host.metrics.reset()
+        hits = await host.ops.search_chunks("statement", namespace=ns)
+        assert hits and host.metrics.statements == 2  # the settings (in its transaction), then the search
+    finally:
+        await host.close()
+        await host_engine.dispose()

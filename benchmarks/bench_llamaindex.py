@@ -6,7 +6,7 @@ one embedded server, the same PEP chunks and the same precomputed vectors.
   chunk nodes and `chunks` rows, HAS_CHUNK and NEXT_CHUNK edges; chunking is inside our timing;
 * LlamaIndex, twice (plain, and `hybrid_search=True`): `await store.async_add(nodes)` per PEP, the nodes (`TextNode` with the same
   text, vector, and title/position metadata, the document as SOURCE) built beforehand, outside
-  the timing; HNSW index with the same parameters (m=16, ef_construction=64, ef_search=40,
+  the timing; HNSW index with the same parameters (m=16, ef_construction=64, ef_search=100 (ours: copilotz_orm.sql.search.HNSW_EF_SEARCH),
   cosine);
 * the two are interleaved document by document (and query by query), so the load of a shared
   machine falls on both alike; queries are `search_chunks(embedding=, mode="vector", limit=10)`
@@ -123,7 +123,7 @@ async def main() -> None:
                 async_connection_string=url.set(drivername="postgresql+asyncpg").render_as_string(
                     hide_password=False),
                 schema_name=LLAMA_SCHEMA, table_name=name, embed_dim=384, hybrid_search=hybrid,
-                hnsw_kwargs={"hnsw_m": 16, "hnsw_ef_construction": 64, "hnsw_ef_search": 40,
+                hnsw_kwargs={"hnsw_m": 16, "hnsw_ef_construction": 64, "hnsw_ef_search": 100,
                              "hnsw_dist_method": "vector_cosine_ops"})
             stores[name]._initialize()  # tables and indexes before the timing (ours: provision_schema)
         prebuilt = [llama_nodes(*d) for d in docs]
@@ -171,7 +171,7 @@ async def main() -> None:
         f"160 tokens), the same precomputed hashing vectors everywhere; ingest interleaved document by "
         f"document, queries ({len(query_vectors)} PEP titles, embedded beforehand, top 10) interleaved "
         f"query by query, the order rotating. All use an HNSW cosine index with m=16, ef_construction=64, "
-        f"ef_search=40. `hybrid_search=True` gives LlamaIndex's table a generated tsvector with a GIN "
+        f"ef_search=100. `hybrid_search=True` gives LlamaIndex's table a generated tsvector with a GIN "
         f"index, as ours always has.",
         "",
         "| | ours (`ingest_text` / `search_chunks`) | LlamaIndex | LlamaIndex, `hybrid_search=True` |",

@@ -213,7 +213,7 @@ async def main() -> None:
         "",
         "| method | recall@10 (mean) | worst query | queries under 0.5 | p50 ms | p95 ms |",
         "|---|---|---|---|---|---|",
-        f"| `search_chunks(mode=\"vector\", limit=10)` (ef_search 40, iterative scan strict_order) | "
+        f"| `search_chunks(mode=\"vector\", limit=10)` (ef_search 100, iterative scan strict_order) | "
         f"{recall:.3f} | {worst:.1f} | {missed} | {pct(ours_t, 0.5):.1f} | {pct(ours_t, 0.95):.1f} |",
         *(f"| the HNSW statement on raw asyncpg, `hnsw.ef_search = {ef}` | {r:.3f} | {w:.1f} | {m} | {p50:.1f} | "
           f"{p95:.1f} |" for ef, r, w, m, p50, p95 in sweep),

@@ -22,6 +22,7 @@ from .models import Chunk, Document, Node, new_id
 from .models.documents import DOCUMENT_STATUSES
 from .models.graph import CHUNK, HAS_CHUNK, NEXT_CHUNK
 from .rag import SourceDocument, chunk_text, read_file, read_text
+from .rag.reading import read_bytes
 from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import (
@@ -47,14 +48,25 @@ class DocumentOps:
 
     # -- ingest --------------------------------------------------------------------------------
     async def create_document(self: Ops, source: str | Path | None = None, *, namespace: str | None = None,
-                              content: str | None = None, title: str | None = None,
-                              schema: str | None = None, **options: Any) -> IngestResult:
+                              content: str | bytes | None = None, mime_type: str | None = None,
+                              title: str | None = None, schema: str | None = None,
+                              **options: Any) -> IngestResult:
         """Store and index a document: `source` is a file path (or ``text:...`` for raw text),
-        or pass the text as `content=`. Options as for :meth:`ingest_document`."""
+        or pass the text as `content=` (bytes with their `mime_type=`, e.g. ``text/html``).
+        Options as for :meth:`ingest_document`."""
         if (source is None) == (content is None):
             raise InvalidInput("give exactly one of source= (a path, or 'text:...') or content=")
         if isinstance(source, str) and source.startswith("text:"):
             content, source = source[len("text:"):], None
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            if mime_type is None:
+                raise InvalidInput("content is bytes: give its mime_type= (text/plain, text/markdown, "
+                                   "text/x-rst or text/html)")
+            return await self.ingest_document(read_bytes(content, mime_type, title=title), namespace=namespace,
+                                              schema=schema, **options)
+        if mime_type is not None and content is not None:
+            return await self.ingest_document(read_text(content, title=title, mime_type=mime_type),
+                                              namespace=namespace, schema=schema, **options)
         if content is not None:
             return await self.ingest_text(content, namespace=namespace, title=title, schema=schema, **options)
         return await self.ingest_file(source, namespace=namespace, schema=schema, **options)

@@ -123,6 +123,35 @@ def read_text(text: str, *, title: str | None = None, source_uri: str | None = N
                           source_uri, mime_type, header)
 
 
+TEXT_TYPES = ("text/plain", "text/markdown", "text/x-rst", "text/html")
+
+
+def read_bytes(data: bytes, mime_type: str, *, title: str | None = None,
+               source_uri: str | None = None) -> SourceDocument:
+    """A document given as bytes with its MIME type (UTF-8 text of one of TEXT_TYPES; a
+    `; charset=utf-8` parameter is accepted)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DocumentError(f"content bytes must be bytes, got {type(data).__name__}")
+    if not isinstance(mime_type, str):
+        raise DocumentError("give the MIME type of the bytes: mime_type='text/markdown', for example")
+    base, _, params = mime_type.partition(";")
+    base = base.strip().lower()
+    charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
+    if base not in TEXT_TYPES:
+        raise DocumentError(f"MIME type {mime_type!r} cannot be ingested: use one of {', '.join(TEXT_TYPES)} "
+                            "(convert other formats to text first)")
+    if charset not in ("utf-8", "utf8"):
+        raise DocumentError(f"charset {charset!r} is not supported: convert the bytes to UTF-8 first")
+    data = bytes(data)
+    if b"\x00" in data[:8192]:
+        raise DocumentError("the bytes look binary (they contain NUL bytes); only text can be ingested")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"the bytes are not UTF-8 (invalid byte at offset {exc.start})") from None
+    return read_text(text, title=title, source_uri=source_uri, mime_type=base)
+
+
 _OUR_TYPES = {".rst": "text/x-rst", ".rest": "text/x-rst", ".md": "text/markdown", ".markdown": "text/markdown",
               ".html": "text/html", ".htm": "text/html", ".txt": "text/plain"}
 

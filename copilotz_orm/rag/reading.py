@@ -1,4 +1,4 @@
-"""Reading a document from a file or a string into clean text, with a title and a hash."""
+"""Reading a document from a file, a string or bytes into clean text (see .markup), with a title and a hash."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import hashlib
 import os
 import mimetypes
 import re
-from html.parser import HTMLParser
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DocumentError
 from ..sanitize import clean_text
+from .markup import html_to_text, markdown_to_text, rst_to_text
 
 MAX_BYTES = 50 * 1024 * 1024
 _RFC822_HEADER = re.compile(r"^([A-Za-z][A-Za-z-]*):[ \t]*(.*)$")
@@ -58,56 +58,11 @@ def _title(text: str, header: dict[str, str], fallback: str) -> str:
     return fallback
 
 
-class _HTMLText(HTMLParser):
-    """Visible text of an HTML page, and its <title>."""
-
-    _SKIP = {"script", "style", "noscript", "template", "head"}
-    _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section",
-              "article", "pre", "blockquote", "table", "ul", "ol", "dd", "dt"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title = ""
-        self._skipping = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag, attrs):  # noqa: ARG002
-        if tag == "title":
-            self._in_title = True
-        elif tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag):
-        if tag == "title":
-            self._in_title = False
-        elif tag in self._SKIP and self._skipping:
-            self._skipping -= 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data):
-        if self._in_title:
-            self.title += data
-        elif not self._skipping:
-            self.parts.append(data)
-
-
-def html_to_text(markup: str) -> tuple[str, str]:
-    """(visible text, title) of an HTML document."""
-    parser = _HTMLText()
-    parser.feed(markup)
-    parser.close()
-    text = re.sub(r"[ \t]+", " ", "".join(parser.parts))
-    text = re.sub(r"\n\s*\n\s*", "\n\n", text).strip()
-    return text, " ".join(parser.title.split())
-
-
 def read_text(text: str, *, title: str | None = None, source_uri: str | None = None,
               mime_type: str = "text/plain") -> SourceDocument:
-    """Clean text (HTML reduced to its visible text) with a title and a content hash."""
+    """Clean text with a title and a content hash: HTML, Markdown and reStructuredText are
+    reduced to what a reader sees (see :mod:`copilotz_orm.rag.markup`); the hash is of that
+    clean text, so a change of markup alone is not a new version."""
     if not isinstance(text, str):
         raise DocumentError(f"document text must be a string, got {type(text).__name__}")
     text = clean_text(text)
@@ -116,6 +71,10 @@ def read_text(text: str, *, title: str | None = None, source_uri: str | None = N
     if mime_type == "text/html":
         text, html_title = html_to_text(text)
         title = title or html_title or None
+    elif mime_type == "text/markdown":
+        text = markdown_to_text(text)
+    elif mime_type == "text/x-rst":
+        text = rst_to_text(text)
     if not text.strip():
         raise DocumentError(f"{source_uri or 'the text'} is empty: there is nothing to index")
     header = _header(text)

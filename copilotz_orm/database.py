@@ -427,7 +427,8 @@ async def _bootstrap(db: Database) -> None:
                     "the server has no pgvector extension: install it (https://github.com/pgvector/pgvector, "
                     "package postgresql-NN-pgvector), or use the embedded server (url ':memory:' or 'file:PATH')"
                 )
-            for name in db.config.extensions:
+            # pgvector and pg_trgm (typo-tolerant text search) are needed whatever the config says.
+            for name in dict.fromkeys(["vector", "pg_trgm", *db.config.extensions]):
                 if name in available:
                     await conn.execute(CreateExtension(name))
                 elif name == "uuid-ossp":

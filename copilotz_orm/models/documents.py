@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
-from .base import one_of
+from .base import Base, one_of
 from .graph import CHUNK, DOCUMENT, Node
 
 DOCUMENT_STATUSES = ("pending", "processing", "indexed", "failed")
@@ -69,3 +69,17 @@ class Chunk(Node):
     def __init__(self, **kw: Any) -> None:
         kw.setdefault("type", CHUNK)
         super().__init__(**kw)
+
+
+class SearchTerm(Base):
+    """A word found in the chunks of a namespace, as written (lower-cased, not stemmed): the
+    vocabulary a misspelt word of a short query is corrected against, by trigram similarity."""
+
+    __tablename__ = "search_terms"
+
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    namespace: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (
+        Index(None, "term", postgresql_using="gist", postgresql_ops={"term": "gist_trgm_ops"}),
+    )

@@ -11,6 +11,7 @@ from ..errors import translate_db_errors
 from ..models import Chunk, Document, Edge, Node
 from ..schemas import ChunkHit, ChunkPart, DocumentOut, NamespaceStats
 from ..sql import search as search_sql
+from ..sql import terms as terms_sql
 
 
 def _columns(table, row: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +79,7 @@ class DocumentRepository:
             if chunks:
                 await self.session.execute(insert(nodes), [_columns(nodes, c) for c in chunks])
                 await self.session.execute(insert(chunk_rows), [_columns(chunk_rows, c) for c in chunks])
+                await self.session.execute(terms_sql.add_terms([c["id"] for c in chunks]))
             if edges:
                 await self.session.execute(insert(edge_rows), [_columns(edge_rows, e) for e in edges])
             stored = (await self.session.execute(

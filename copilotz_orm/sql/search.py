@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 
 from ..ddl import in_space
 from ..models import Chunk, Document, Node
+from . import terms
 from .traversal import NODE_COLUMNS
 
 
@@ -83,7 +84,7 @@ TEXT_CANDIDATES = 1000
 """Chunks the text leg scores with BM25: those that best match the query's telling words."""
 
 
-def _bm25_leg(query: str, leg_base, rows: int):
+def _bm25_leg(query, leg_base, rows: int):
     """The text leg: chunks holding the query's words, ranked by BM25 over the same stemmed
     lexemes as PostgreSQL's full-text search. ts_rank has no IDF: a word found in most chunks
     ('use', 'function') would count as much as a telling one ('asyncio', 'pool'). One
@@ -91,7 +92,7 @@ def _bm25_leg(query: str, leg_base, rows: int):
     so a common word costs little), candidates are the chunks that best match the telling words
     (GIN again), and only those are scored."""
     chunk = Chunk.__table__
-    words = (func.unnest(func.to_tsvector("english", bindparam("text_query", query)))
+    words = (func.unnest(func.to_tsvector("english", query))
              .table_valued("lexeme", "positions", "weights").render_derived("q"))
     total = select(func.count()).select_from(chunk).scalar_subquery()
     one_word = func.to_tsquery("simple", func.quote_literal(words.c.lexeme))
@@ -102,11 +103,13 @@ def _bm25_leg(query: str, leg_base, rows: int):
     terms = select(words.c.lexeme.label("lexeme"), select(func.count()).select_from(matching)
                    .scalar_subquery().label("df")).distinct().cte("query_terms")
     idf = func.ln(1 + (total - terms.c.df + 0.5) / (terms.c.df + 0.5))
-    telling = select(terms.c.lexeme).where(terms.c.df <= total * COMMON_SHARE)
+    # Words no chunk holds pick nothing: a misspelt word must not leave the real ones unpicked.
+    telling = select(terms.c.lexeme).where(terms.c.df > 0, terms.c.df <= total * COMMON_SHARE)
     picked = select(func.coalesce(
         select(func.string_agg(func.quote_literal(terms.c.lexeme), " | ")).where(terms.c.lexeme.in_(telling))
         .scalar_subquery(),
-        select(func.string_agg(func.quote_literal(terms.c.lexeme), " | ")).scalar_subquery()))
+        select(func.string_agg(func.quote_literal(terms.c.lexeme), " | ")).where(terms.c.df > 0)
+        .scalar_subquery()))
     candidate_query = func.to_tsquery("simple", func.coalesce(picked.scalar_subquery(), ""))
     candidates = (leg_base(Node.id.label("id"), Node.search_text.label("search_text"),
                            func.length(Node.search_text).label("dl"))
@@ -179,7 +182,9 @@ def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] 
         hits = hits.order_by(distance).limit(leg_rows).subquery("vector_hits")
         legs.append(select(hits.c.id, func.row_number().over(order_by=hits.c.distance).label("rank")))
     if mode in ("text", "hybrid"):
-        hits = _bm25_leg(query, leg_base, leg_rows)
+        text = (terms.corrected(query, namespaces) if terms.is_short(query)
+                else bindparam("text_query", query))
+        hits = _bm25_leg(text, leg_base, leg_rows)
         legs.append(select(hits.c.id, func.row_number().over(
             order_by=(hits.c.text_rank.desc(), hits.c.id)).label("rank"),
             bindparam("text_weight", float(weights[1])).label("weight")))

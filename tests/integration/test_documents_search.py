@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from copilotz_orm import Chunk, Document, Edge, Node
+from copilotz_orm.models import SearchTerm
 from copilotz_orm.errors import DocumentError, EmbeddingMismatch, InvalidInput
 from copilotz_orm.ddl import HNSW_INDEX
 from tests.conftest import data_path
@@ -425,3 +426,53 @@ async def test_create_document_from_bytes_with_a_mime_type(db, ns):
         with pytest.raises(kind):
             await db.ops.create_document(content=bad[0], mime_type=bad[1], namespace=ns)
     assert db.metrics.statements == 0
+
+
+async def test_short_queries_forgive_misspelt_words(db, ns):
+    """A word of a short query that no chunk holds is read as the nearest word (by trigrams) of
+    the namespace's chunks; known words, long queries and other namespaces' words are left alone."""
+    await db.ops.ingest_text("The asyncio event loop runs coroutines concurrently. " * 10, namespace=ns,
+                             title="Loops")
+    await db.ops.ingest_text("Kubernetes schedules containers onto nodes. " * 10, namespace=ns + "_k8s",
+                             title="Clusters")
+    async def titles(query, namespace=ns, **kw):
+        return {h.document.title for h in await db.ops.search_chunks(query, namespace=namespace, mode="text", **kw)}
+
+    assert await titles("asyncio") == {"Loops"}
+    assert await titles("asynco") == {"Loops"}            # one letter missing
+    assert await titles("asyncoi evnet loop") == {"Loops"}
+    assert await titles("coroutnes") == {"Loops"}
+    assert await titles("kubernets") == set()             # only in another namespace
+    assert await titles("kubernets", namespace=ns + "_k8s") == {"Clusters"}
+    assert await titles("zebra") == set()                 # nothing near enough
+    # five words: not a short query, nothing is corrected
+    assert await titles("asynco zebra yak gnu emu") == set()
+    hybrid = await db.ops.search_chunks("asynco", namespace=ns)
+    assert hybrid and hybrid[0].document.title == "Loops"
+
+
+async def test_words_of_deleted_documents_are_never_offered(db, ns):
+    gone = await db.ops.ingest_text("A xylophone solo. " * 10, namespace=ns, title="Music")
+    await db.ops.ingest_text("Plain words about gardens. " * 10, namespace=ns, title="Garden")
+    assert {h.document.title for h in await db.ops.search_chunks("xylophne", namespace=ns, mode="text")} == {"Music"}
+    await db.ops.delete_document(gone.document.id)
+    async with db.session() as s:  # the vocabulary keeps the word ...
+        assert await s.scalar(select(func.count()).select_from(SearchTerm).where(
+            SearchTerm.namespace == ns, SearchTerm.term == "xylophone")) == 1
+    # ... but no chunk holds it any more, so it is not offered
+    assert await db.ops.search_chunks("xylophne", namespace=ns, mode="text") == []
+    again = await db.ops.ingest_text("A xylophone again. " * 10, namespace=ns, title="Music 2")
+    hits = await db.ops.search_chunks("xylophne", namespace=ns, mode="text")
+    assert [h.document.id for h in hits][:1] == [again.document.id]
+
+
+async def test_the_correction_uses_the_trigram_index(db, ns):
+    from copilotz_orm.sql.explain import explain
+    from copilotz_orm.sql.search import search_chunks
+
+    await db.ops.ingest_text("asyncio event loops " * 20, namespace=ns)
+    async with db.session() as s:
+        await s.execute(select(func.set_config("enable_seqscan", "off", True)))
+        plan = "\n".join((await s.execute(explain(
+            search_chunks(mode="text", query="asynco", dimension=384, limit=5, namespaces=[ns])))).scalars())
+    assert "ix_search_terms_term" in plan, plan

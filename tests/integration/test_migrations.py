@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 
 def test_single_head():
-    assert migrations.head_revision() == "0004_reembedding"
+    assert migrations.head_revision() == "0005_search_terms"
 
 
 def server_url(db) -> str:

@@ -96,7 +96,8 @@ class DocumentRepository:
         if options["mode"] != "text" and search_sql.needs_settings(rows, preset):
             # Always filtered: only nodes that are chunks count, whatever else has embeddings.
             await self.session.execute(search_sql.hnsw_settings(rows, True))
-        rows = (await self.session.execute(search_sql.search_chunks(**options))).mappings()
+        stmt, params = search_sql.chunk_search(**options)
+        rows = (await self.session.execute(stmt, params)).mappings()
         hits = []
         for r in rows:
             doc = {k[4:]: v for k, v in r.items() if k.startswith("doc_")}

@@ -3,14 +3,16 @@ schema's HNSW expression index (on ``embedding::vector(dim)``) serves them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
-    Select, Text, bindparam, cast, func, literal_column, null, select, true, tuple_, union_all,
+    Float, Integer, Select, Text, bindparam, cast, func, literal_column, null, select, true, tuple_, union_all,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..ddl import in_space
 from ..models import Chunk, Document, Node
@@ -18,8 +20,8 @@ from . import terms
 from .traversal import NODE_COLUMNS
 
 
-def _distance(dimension: int, vector: list[float]):
-    column = cast(Node.embedding, Vector(dimension))
+def _distance(dimension: int, vector: list[float] | None = None):
+    column = cast(Node.__table__.c.embedding, Vector(dimension))
     return column.cosine_distance(bindparam("query_vector", vector, type_=Vector(dimension)))
 
 
@@ -140,77 +142,121 @@ of the source URI), by JSON their metadata contains, and chunks by JSON their me
 (e.g. ``{"heading_path": ["Installation"]}``)."""
 
 
-def filter_conditions(filters: dict[str, Any]) -> list:
+def _filter_conditions(keys: tuple[str, ...]) -> list:
+    """Conditions for the `document_filters` keys given, their values left as parameters
+    (see :func:`_filter_params`)."""
     chunk, document = Chunk.__table__, Document.__table__
     conditions = []
-    if "document_ids" in filters:
-        conditions.append(chunk.c.document_id.in_(filters["document_ids"]))
-    if "mime_types" in filters:
-        conditions.append(document.c.mime_type.in_(filters["mime_types"]))
-    if "source_uri_prefix" in filters:
-        conditions.append(document.c.source_uri.startswith(filters["source_uri_prefix"], autoescape=True))
-    if "metadata" in filters:
-        conditions.append(document.c.metadata.contains(filters["metadata"]))
-    if "chunk_metadata" in filters:
-        conditions.append(chunk.c.metadata.contains(filters["chunk_metadata"]))
+    if "document_ids" in keys:
+        conditions.append(chunk.c.document_id.in_(bindparam("document_ids", expanding=True)))
+    if "mime_types" in keys:
+        conditions.append(document.c.mime_type.in_(bindparam("mime_types", expanding=True)))
+    if "source_uri_prefix" in keys:
+        conditions.append(document.c.source_uri.like(bindparam("source_uri_like", type_=Text), escape="/"))
+    if "metadata" in keys:
+        conditions.append(document.c.metadata.contains(bindparam("document_metadata", type_=JSONB)))
+    if "chunk_metadata" in keys:
+        conditions.append(chunk.c.metadata.contains(bindparam("chunk_metadata", type_=JSONB)))
     return conditions
 
 
-def search_chunks(*, mode: str, limit: int, dimension: int, vector: list[float] | None = None,
-                  query: str | None = None, namespaces: Sequence[str] | None = None,
-                  min_similarity: float | None = None, document_filters: dict[str, Any] | None = None,
-                  weights: tuple[float, float] = (VECTOR_WEIGHT, TEXT_WEIGHT)) -> Select:
-    """Chunks ranked by vector distance, by full-text rank, or by both fused with reciprocal
-    rank fusion. Each leg is an ordered, limited scan (HNSW index, GIN index); the fusion and
-    the joins to documents happen on the few rows the legs return."""
-    chunk, document = Chunk.__table__, Document.__table__
-    leg_rows = candidates(mode, limit)
-    conditions = filter_conditions(document_filters or {})
+def _filter_params(filters: dict[str, Any]) -> dict[str, Any]:
+    params = {k: list(filters[k]) for k in ("document_ids", "mime_types") if k in filters}
+    if "source_uri_prefix" in filters:
+        prefix = filters["source_uri_prefix"]
+        params["source_uri_like"] = re.sub(r"([/%_])", r"/\1", prefix) + "%"
+    if "metadata" in filters:
+        params["document_metadata"] = filters["metadata"]
+    if "chunk_metadata" in filters:
+        params["chunk_metadata"] = filters["chunk_metadata"]
+    return params
+
+
+@lru_cache(maxsize=256)
+def _search_statement(mode: str, dimension: int, scoped: bool, thresholded: bool, corrected: bool,
+                      filter_keys: tuple[str, ...]) -> Select:
+    """The search statement of one shape, every value a parameter: built and given its cache key
+    once, so a search costs SQLAlchemy a cache lookup rather than a few milliseconds of building."""
+    chunk, document, nodes = Chunk.__table__, Document.__table__, Node.__table__
+    conditions = _filter_conditions(filter_keys)
+    namespaces = bindparam("namespaces", expanding=True)
 
     def leg_base(*columns):
-        stmt = select(*columns).join_from(Node.__table__, chunk, chunk.c.id == Node.id)
+        stmt = select(*columns).join_from(nodes, chunk, chunk.c.id == nodes.c.id)
         if conditions:
             stmt = stmt.join(document, document.c.id == chunk.c.document_id).where(*conditions)
-        return stmt.where(Node.namespace.in_(list(namespaces))) if namespaces else stmt
+        return stmt.where(nodes.c.namespace.in_(namespaces)) if scoped else stmt
 
+    leg_rows = bindparam("leg_rows", type_=Integer)
     legs = []
     if mode in ("vector", "hybrid"):
-        distance = _distance(dimension, vector)
-        hits = leg_base(Node.id, distance.label("distance")).where(in_space(Node.embedding, dimension))
-        if min_similarity is not None:
-            hits = hits.where(distance <= 1 - min_similarity)
+        distance = _distance(dimension)
+        hits = leg_base(nodes.c.id, distance.label("distance")).where(in_space(nodes.c.embedding, dimension))
+        if thresholded:
+            hits = hits.where(distance <= 1 - bindparam("min_similarity", type_=Float))
         hits = hits.order_by(distance).limit(leg_rows).subquery("vector_hits")
-        legs.append(select(hits.c.id, func.row_number().over(order_by=hits.c.distance).label("rank")))
+        legs.append(select(hits.c.id, func.row_number().over(order_by=hits.c.distance).label("rank"),
+                           bindparam("vector_weight", type_=Float).label("weight")))
     if mode in ("text", "hybrid"):
-        text = (terms.corrected(query, namespaces) if terms.is_short(query)
-                else bindparam("text_query", query))
+        text = (terms.corrected(bindparam("text_query", type_=Text), namespaces if scoped else None) if corrected
+                else bindparam("text_query", type_=Text))
         hits = _bm25_leg(text, leg_base, leg_rows)
         legs.append(select(hits.c.id, func.row_number().over(
             order_by=(hits.c.text_rank.desc(), hits.c.id)).label("rank"),
-            bindparam("text_weight", float(weights[1])).label("weight")))
-    if mode in ("vector", "hybrid"):
-        legs[0] = legs[0].add_columns(bindparam("vector_weight", float(weights[0])).label("weight"))
+            bindparam("text_weight", type_=Float).label("weight")))
     ranked = (union_all(*legs) if len(legs) > 1 else legs[0]).subquery("ranked")
     fused = (select(ranked.c.id, func.sum(ranked.c.weight / (RRF_K + ranked.c.rank)).label("score"))
              .group_by(ranked.c.id).order_by(literal_column("score").desc(), ranked.c.id)
-             .limit(limit).subquery("fused"))
+             .limit(bindparam("limit", type_=Integer)).subquery("fused"))
 
-    similarity = (1 - _distance(dimension, vector)) if vector is not None else null()
-    doc_node = aliased(Node, name="doc_node")
+    similarity = (1 - _distance(dimension)) if mode != "text" else null()
+    doc_node = nodes.alias("doc_node")
     stmt = (
-        select(fused.c.id.label("chunk_id"), Node.content, chunk.c.position, chunk.c.start_char,
+        select(fused.c.id.label("chunk_id"), nodes.c.content, chunk.c.position, chunk.c.start_char,
                chunk.c.end_char, chunk.c.metadata, fused.c.score, similarity.label("similarity"),
                *(document.c[f].label(f"doc_{f}") for f in DOCUMENT_FIELDS),
-               doc_node.created_at.label("doc_created_at"), doc_node.updated_at.label("doc_updated_at"))
-        .join_from(fused, Node.__table__, Node.id == fused.c.id)
+               doc_node.c.created_at.label("doc_created_at"), doc_node.c.updated_at.label("doc_updated_at"))
+        .join_from(fused, nodes, nodes.c.id == fused.c.id)
         .join(chunk, chunk.c.id == fused.c.id)
         .join(document, document.c.id == chunk.c.document_id)
-        .join(doc_node, doc_node.id == document.c.id)
+        .join(doc_node, doc_node.c.id == document.c.id)
         .order_by(fused.c.score.desc(), fused.c.id)
     )
-    if min_similarity is not None and vector is not None:
-        stmt = stmt.where(similarity >= min_similarity)
+    if thresholded and mode != "text":
+        stmt = stmt.where(similarity >= bindparam("min_similarity", type_=Float))
     return stmt
+
+
+def chunk_search(*, mode: str, limit: int, dimension: int, vector: list[float] | None = None,
+                 query: str | None = None, namespaces: Sequence[str] | None = None,
+                 min_similarity: float | None = None, document_filters: dict[str, Any] | None = None,
+                 weights: tuple[float, float] = (VECTOR_WEIGHT, TEXT_WEIGHT)) -> tuple[Select, dict[str, Any]]:
+    """(statement, parameters) of a chunk search: chunks ranked by vector distance, by BM25
+    over the full-text lexemes, or by both fused with reciprocal rank fusion. Each leg is an
+    ordered, limited scan (HNSW index, GIN index); the fusion and the joins to documents happen
+    on the few rows the legs return."""
+    filters = document_filters or {}
+    corrected = mode != "vector" and terms.is_short(query or "")
+    stmt = _search_statement(mode, dimension, bool(namespaces), min_similarity is not None, corrected,
+                             tuple(k for k in DOCUMENT_FILTERS if k in filters))
+    params: dict[str, Any] = {"limit": limit, "leg_rows": candidates(mode, limit),
+                              "vector_weight": float(weights[0]), "text_weight": float(weights[1]),
+                              **_filter_params(filters)}
+    if namespaces:
+        params["namespaces"] = list(namespaces)
+    if mode != "text":
+        params["query_vector"] = vector
+    if mode != "vector":
+        params["text_query"] = query
+    if min_similarity is not None:
+        params["min_similarity"] = min_similarity
+    return stmt, params
+
+
+def search_chunks(**options: Any) -> Select:
+    """The statement of :func:`chunk_search` with its parameters bound (for EXPLAIN, say)."""
+    stmt, params = chunk_search(**options)
+    return stmt.params(params)
 
 
 def neighbours(pairs: Sequence[tuple[str, int]]) -> Select:

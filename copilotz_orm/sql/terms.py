@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Insert, and_, bindparam, exists, func, literal_column, select, true
+from sqlalchemy import ColumnElement, Insert, and_, exists, func, literal_column, select, true
 from sqlalchemy.dialects.postgresql import insert
 
 from ..models import Node, SearchTerm
@@ -50,14 +50,14 @@ def add_terms(chunk_ids: Sequence[str]) -> Insert:
             .on_conflict_do_nothing())
 
 
-def corrected(query: str, namespaces: Sequence[str] | None) -> ColumnElement:
-    """`query`'s words, each word that is not in the vocabulary replaced by the most similar one
+def corrected(query: ColumnElement, namespaces: ColumnElement | None) -> ColumnElement:
+    """`query`'s words (an SQL expression; `namespaces` an expanding parameter or None), each word that is not in the vocabulary replaced by the most similar one
     that is (trigram similarity at least pg_trgm's threshold, 0.3) and still occurs in a chunk
     (the vocabulary keeps words of deleted or changed chunks; they are never offered). Order and stop words
     do not matter to the text leg, which reads this as a bag of words."""
     terms, nodes = SearchTerm.__table__, Node.__table__
-    word = _words(bindparam("text_query", query)).table_valued("word").render_derived("q")
-    in_scope = (lambda column: column.in_(list(namespaces))) if namespaces else (lambda column: true())
+    word = _words(query).table_valued("word").render_derived("q")
+    in_scope = (lambda column: column.in_(namespaces)) if namespaces is not None else (lambda column: true())
     def occurs(term) -> ColumnElement:  # in a chunk in scope, through the GIN index
         return exists().where(nodes.c.type == "chunk", in_scope(nodes.c.namespace),
                               nodes.c.search_text.bool_op("@@")(

@@ -36,6 +36,7 @@ from copilotz_orm import DbConfig, EmbeddingConfig, create_database
 from copilotz_orm.ddl import HNSW_INDEX
 from copilotz_orm.embeddings import HashingEmbedder
 from copilotz_orm.models import new_id
+from copilotz_orm.document_ops import _embedding_text
 from copilotz_orm.rag import chunk_text, read_file
 from copilotz_orm.sanitize import NAME_BYTES, truncate_bytes
 
@@ -77,7 +78,7 @@ def prepare(files: list[Path]) -> tuple[list, dict[str, float]]:
         t1, c1 = time.perf_counter(), time.process_time()
         spans = chunk_text(source.text, "fixed")
         t2, c2 = time.perf_counter(), time.process_time()
-        vectors = embedder.embed([s.text for s in spans])
+        vectors = embedder.embed([_embedding_text(source.title, s) for s in spans])
         t3 = time.perf_counter()
         times["read"] += t1 - t
         times["chunk"] += t2 - t1
@@ -116,12 +117,20 @@ COLUMNS = {
     "edges": ("id", "source_id", "target_id", "type", "data"),
 }
 
+VOCABULARY_SQL = f"""
+INSERT INTO {SCHEMA}.search_terms (namespace, term)
+SELECT DISTINCT n.namespace, w.word FROM {SCHEMA}.nodes n,
+       unnest(tsvector_to_array(to_tsvector('simple', n.content))) AS w(word)
+WHERE n.type = 'chunk' AND length(w.word) BETWEEN 3 AND 32
+"""
+
 # What both databases must agree on: row counts, and every chunk's text, position and vector.
 CHECK_SQL = f"""
 SELECT (SELECT count(*) FROM {SCHEMA}.nodes) AS nodes, (SELECT count(*) FROM {SCHEMA}.documents) AS documents,
        (SELECT count(*) FROM {SCHEMA}.chunks) AS chunks,
        (SELECT count(*) FROM {SCHEMA}.edges WHERE type = 'HAS_CHUNK') AS has_chunk,
        (SELECT count(*) FROM {SCHEMA}.edges WHERE type = 'NEXT_CHUNK') AS next_chunk,
+       (SELECT count(*) FROM {SCHEMA}.search_terms) AS search_terms,
        (SELECT md5(string_agg(md5(d.content_hash || c.position || n.content || n.embedding::text), ''
                               ORDER BY d.content_hash, c.position))
         FROM {SCHEMA}.chunks c JOIN {SCHEMA}.nodes n ON n.id = c.id
@@ -204,6 +213,8 @@ async def run_floor(rows: dict[str, list[tuple]], index_after: bool = False) -> 
             for table in ("nodes", "documents", "chunks", "edges"):
                 await conn.copy_records_to_table(table, schema_name=SCHEMA, columns=COLUMNS[table],
                                                  records=rows[table])
+            # The vocabulary ingest fills (copilotz_orm.sql.terms.add_terms), derived in one statement.
+            await conn.execute(VOCABULARY_SQL)
             if index_after:
                 await conn.execute(indexdef)
         wall, cpu, server = time.perf_counter() - t, time.process_time() - cpu, server_cpu() - server

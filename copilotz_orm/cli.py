@@ -414,7 +414,8 @@ async def schema_drop(db: Database, name: str, yes: bool) -> None:
 
 
 @main.command()
-@click.option("--to", "model", required=True, help="The model to move to: all-MiniLM-L6-v2 or hashing.")
+@click.option("--to", "--model", "model", required=True,
+              help="The model to move to: all-MiniLM-L6-v2 or hashing (--model is the same option).")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=128, show_default=True)
 @_run(writes=False)
 async def reembed(db: Database, model: str, batch_size: int) -> None:

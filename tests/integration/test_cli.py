@@ -139,5 +139,7 @@ def test_reembed_command(workdir):
     assert "re-embedding: " in done.stderr  # progress lines when not on a terminal
     hits = json.loads(run(workdir, "search", "walrus tusks", "-n", "notes", "--json").stdout)
     assert hits and hits[0]["similarity"] > 0
+    again = run(workdir, "reembed", "--model", "hashing")  # the spelling of --to
+    assert "vectors now from hashing" in again.stdout
     unknown = run(workdir, "reembed", "--to", "gpt-9", ok=False)
     assert unknown.returncode == 1 and "unknown embedding model" in unknown.stderr

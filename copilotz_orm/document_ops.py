@@ -26,7 +26,7 @@ from .rag.reading import read_bytes
 from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import (
-    NAME_BYTES, clean_json, clean_text, names, optional, page_limit, required, similarity, truncate_bytes, whole_number,
+    identifier, NAME_BYTES, clean_json, clean_text, names, optional, page_limit, required, similarity, truncate_bytes, whole_number,
 )
 from .schemas import ChunkHit, DocumentOut, DocumentPage, IngestResult, NamespaceStats
 from .sql import search as search_sql
@@ -94,7 +94,7 @@ class DocumentOps:
     async def ingest_document(self: Ops, source: SourceDocument, *, namespace: str | None = None,
                               schema: str | None = None, chunking: str = "fixed",
                               chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_OVERLAP,
-                              force_reindex: bool = False) -> IngestResult:
+                              force_reindex: bool = False, metadata: dict[str, Any] | None = None) -> IngestResult:
         """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
         edges. The same content in the same namespace is indexed once (``created=False`` after
         that) unless ``force_reindex=True``, which replaces its chunks. A new version of the same
@@ -107,6 +107,9 @@ class DocumentOps:
             raise InvalidInput(f"chunking must be 'auto' or one of {STRATEGIES}, got {chunking!r}")
         if not isinstance(force_reindex, bool):
             raise InvalidInput(f"force_reindex must be True or False, got {force_reindex!r}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInput(f"metadata must be a dict (JSON object) or None, got {type(metadata).__name__}")
+        metadata = clean_json(metadata, "metadata") if metadata is not None else None
         spans = chunk_text(source.text, strategy, size=chunk_size, overlap=chunk_overlap)
         if source.source_uri is not None and len(source.source_uri.encode()) > NAME_BYTES:
             raise DocumentError(f"the source path is longer than {NAME_BYTES} bytes")
@@ -126,12 +129,17 @@ class DocumentOps:
                         title=source.title, source_type="file" if source.source_uri else "text",
                         source_id=source.source_uri, source_uri=source.source_uri, mime_type=source.mime_type,
                         content_hash=source.content_hash, status="processing", chunk_count=0,
-                        data={"header": source.header} if source.header else {}))
+                        metadata_=metadata, data={"header": source.header} if source.header else {}))
                 except Conflict:
                     existing = None  # stored by another process meanwhile: see below
                     doc_id = None
             else:
                 doc_id = existing.id
+                status = await repo.lock([doc_id])  # waits for a call storing its chunks now
+                if status.get(doc_id) == "indexed" and not force_reindex:
+                    return IngestResult(document=await repo.get(doc_id), created=False)
+                if not status:
+                    raise Conflict(f"document {doc_id} was deleted while this call looked it up; ingest it again")
                 await repo.set_status(doc_id, "processing", None)
         if doc_id is None:
             async with self._session(schema) as s:
@@ -157,12 +165,20 @@ class DocumentOps:
             edges += [{"id": new_id(), "source_id": a, "target_id": b, "type": NEXT_CHUNK, "data": {}}
                       for a, b in zip(chunk_ids, chunk_ids[1:])]
             async with self._session(schema) as s:
-                graph = GraphRepository(s)
+                repo, graph = DocumentRepository(s), GraphRepository(s)
+                # Locked, another call on the same document (or deleting it) waits for this one.
+                status = await repo.lock([doc_id, *earlier])
+                if doc_id not in status:
+                    raise Conflict(f"document {doc_id} was deleted while it was being ingested; ingest it again")
+                if status[doc_id] == "indexed" and not force_reindex:
+                    # Another call indexed the same content while this one was embedding.
+                    return IngestResult(document=await repo.get(doc_id), created=False)
+                earlier = [i for i in earlier if i in status]
                 if earlier:  # earlier versions of this source, with their chunks and edges
                     await graph.delete_nodes(Node.id.in_(earlier))
                 if existing is not None:  # re-indexing: its old chunks go
                     await graph.delete_nodes(Node.id.in_(_chunk_ids_of(doc_id)))
-                stored = await DocumentRepository(s).finish(doc_id, chunks, edges)
+                stored = await repo.finish(doc_id, chunks, edges, metadata)
         except Exception as exc:
             await self._mark_failed(doc_id, schema, exc)
             raise
@@ -201,7 +217,7 @@ class DocumentOps:
 
     # -- look up, list, change, delete ----------------------------------------------------------
     async def get_document_by_id(self: Ops, document_id: str, *, schema: str | None = None) -> DocumentOut | None:
-        document_id = required(document_id, "document_id")
+        document_id = identifier(document_id, "document_id")
         async with self._session(schema) as s:
             return await DocumentRepository(s).get(document_id)
 
@@ -235,7 +251,7 @@ class DocumentOps:
     async def update_document_status(self: Ops, document_id: str, status: str, *, error: str | None = None,
                                      schema: str | None = None) -> DocumentOut:
         """Set a document's status (and error, which is cleared unless given)."""
-        document_id = required(document_id, "document_id")
+        document_id = identifier(document_id, "document_id")
         if status not in DOCUMENT_STATUSES:
             raise InvalidInput(f"status must be one of {DOCUMENT_STATUSES}, got {status!r}")
         error = None if error is None else optional(error, "error")
@@ -247,9 +263,13 @@ class DocumentOps:
 
     async def delete_document(self: Ops, document_id: str, *, schema: str | None = None) -> bool:
         """Delete a document, its chunks, their nodes and every edge touching them (one
-        statement). True if it existed."""
-        document_id = required(document_id, "document_id")
+        statement, after locking the document). True if it existed."""
+        document_id = identifier(document_id, "document_id")
         async with self._session(schema) as s:
+            # Locked first, so an ingest of this document in progress finishes (or waits) and
+            # the delete below sees every chunk it stored.
+            if not await DocumentRepository(s).lock([document_id]):
+                return False
             return await GraphRepository(s).delete_nodes(
                 Node.id == document_id, Node.id.in_(_document_ids())) > 0
 

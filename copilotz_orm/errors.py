@@ -99,6 +99,10 @@ def translate_db_errors(context: str = "") -> Iterator[None]:
             ) from exc
         if state == "23505":
             raise Conflict(f"already exists{where}: {detail}") from exc
+        if state in {"40P01", "40001"}:
+            raise Conflict(
+                f"a concurrent change got in the way{where}: {detail}. Nothing was written; try again."
+            ) from exc
         if state == "57014":
             raise QueryCanceled(f"statement cancelled{where}: {detail}") from exc
         if state == "3F000":

@@ -17,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import export
-from .errors import Conflict, InvalidInput, NodeNotFound
+from .errors import Conflict, EmbeddingMismatch, InvalidInput, NodeNotFound
 from .models import Edge, Node, new_id
 from .models.graph import CHUNK, DOCUMENT, ENTITY
 from .repositories import GraphRepository
 from .document_ops import MAX_QUERY_BYTES, DocumentOps
 from .sanitize import (
-    MAX_LIMIT, NAME_BYTES, check_vector, clean_json, names, optional, page_limit, required, similarity,
+    identifier, MAX_LIMIT, NAME_BYTES, check_vector, clean_json, names, optional, page_limit, required, similarity,
     whole_number,
 )
 from .scopes import Scope, Transaction, ambient_scope, refuse_second_connection
@@ -114,6 +114,14 @@ class Ops(DocumentOps):
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         embedder = self._db.embedder
         vectors = await asyncio.to_thread(embedder.embed, texts)
+        try:
+            count = len(vectors)
+        except TypeError:
+            count = None
+        if count != len(texts):
+            got = f"{count} vectors" if count is not None else type(vectors).__name__
+            raise EmbeddingMismatch(f"embedder {embedder.name!r} returned {got} for {len(texts)} texts: "
+                                    "an embedder must return one vector per text, in order")
         return [check_vector(v, embedder.dimension, embedder.name) for v in vectors]
 
     def _vector(self, embedding: Sequence[float]) -> list[float]:
@@ -136,9 +144,9 @@ class Ops(DocumentOps):
         if data is not None and not isinstance(data, dict):
             raise InvalidInput(f"data must be a dict, got {builtins.type(data).__name__}")
         values = {
-            "id": required(id, "id") if id is not None else new_id(),
-            "namespace": required(namespace, "namespace"),
-            "type": required(type, "type"),
+            "id": identifier(id, "id") if id is not None else new_id(),
+            "namespace": identifier(namespace, "namespace"),
+            "type": identifier(type, "type"),
             "name": required(name, "name", NAME_BYTES),
             "content": optional(content, "content"),
             "data": clean_json(data or {}),
@@ -190,7 +198,7 @@ class Ops(DocumentOps):
                 raise Conflict(f"a node with one of these ids already exists: {ids[:5]}") from exc
 
     async def get_node_by_id(self, node_id: str, *, schema: str | None = None) -> NodeOut | None:
-        node_id = required(node_id, "node_id")
+        node_id = identifier(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).get_node(node_id)
 
@@ -216,7 +224,7 @@ class Ops(DocumentOps):
         keys) or replaces it (``"replace"``). ``embed=True`` re-embeds the new content or name."""
         if data_mode not in ("merge", "replace"):
             raise InvalidInput(f"data_mode must be 'merge' or 'replace', got {data_mode!r}")
-        node_id = required(node_id, "node_id")
+        node_id = identifier(node_id, "node_id")
         values: dict[str, Any] = {}
         if name is not None:
             values["name"] = required(name, "name", NAME_BYTES)
@@ -251,14 +259,14 @@ class Ops(DocumentOps):
 
     async def delete_node(self, node_id: str, *, schema: str | None = None) -> bool:
         """Delete a node and its edges (a document also takes its chunks). True if it existed."""
-        node_id = required(node_id, "node_id")
+        node_id = identifier(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_nodes(Node.id == node_id) > 0
 
     async def delete_nodes_by_source(self, source_type: str, source_id: str, *,
                                      namespace: str | None = None, schema: str | None = None) -> int:
         """Delete the nodes derived from one source; returns how many nodes went."""
-        conditions = [Node.source_type == required(source_type, "source_type"),
+        conditions = [Node.source_type == identifier(source_type, "source_type"),
                       Node.source_id == required(source_id, "source_id", NAME_BYTES)]
         namespace = self._namespace_filter(namespace, schema)
         if namespace is not None:
@@ -273,8 +281,8 @@ class Ops(DocumentOps):
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
                                    or not math.isfinite(weight)):
             raise InvalidInput(f"weight must be a finite number, got {weight!r}")
-        return {"id": new_id(), "source_id": required(source_id, "source_id"),
-                "target_id": required(target_id, "target_id"), "type": required(type, "type"),
+        return {"id": new_id(), "source_id": identifier(source_id, "source_id"),
+                "target_id": identifier(target_id, "target_id"), "type": identifier(type, "type"),
                 "data": clean_json(data or {}), "weight": weight}
 
     async def create_edge(self, *, source_id: str, target_id: str, type: str,
@@ -304,14 +312,14 @@ class Ops(DocumentOps):
         return [by_key[key] for key in keys]
 
     async def delete_edge(self, edge_id: str, *, schema: str | None = None) -> bool:
-        edge_id = required(edge_id, "edge_id")
+        edge_id = identifier(edge_id, "edge_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_edges(Edge.id == edge_id) > 0
 
     async def delete_edges_for_node(self, node_id: str, direction: Direction = "both",
                                     types: Sequence[str] | None = None, *, schema: str | None = None) -> int:
         _direction(direction)
-        node_id = required(node_id, "node_id")
+        node_id = identifier(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).delete_edges(
                 *GraphRepository.touching(node_id, direction, names(types, "types")))
@@ -319,7 +327,7 @@ class Ops(DocumentOps):
     async def get_edges_for_node(self, node_id: str, direction: Direction = "both",
                                  types: Sequence[str] | None = None, *, schema: str | None = None) -> list[EdgeOut]:
         _direction(direction)
-        node_id = required(node_id, "node_id")
+        node_id = identifier(node_id, "node_id")
         async with self._session(schema) as s:
             return await GraphRepository(s).edges_for_node(node_id, direction, names(types, "types"))
 
@@ -329,7 +337,7 @@ class Ops(DocumentOps):
                              schema: str | None = None) -> Traversal:
         """Nodes within `max_depth` steps of `node_id` (one recursive CTE, cycle-safe); an
         unknown start node gives an empty result."""
-        node_id = required(node_id, "node_id")
+        node_id = identifier(node_id, "node_id")
         whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
         _direction(direction)
         if max_nodes is not None:
@@ -345,7 +353,7 @@ class Ops(DocumentOps):
                             schema: str | None = None) -> GraphPath | None:
         """One shortest path from `source_id` to `target_id` within `max_depth` steps (one
         statement), or None. Among equally short paths, the one through the smallest ids."""
-        source_id, target_id = required(source_id, "source_id"), required(target_id, "target_id")
+        source_id, target_id = identifier(source_id, "source_id"), identifier(target_id, "target_id")
         whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
         _direction(direction)
         async with self._session(schema, one_read=True) as s:

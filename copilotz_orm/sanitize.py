@@ -46,6 +46,22 @@ def required(value: Any, what: str, max_bytes: int = KEY_BYTES) -> str:
     return value
 
 
+def identifier(value: Any, what: str) -> str:
+    """An id, namespace or type: as :func:`required`, but NUL characters and lone surrogates are
+    refused rather than cleaned, since cleaning would make two different names one."""
+    if isinstance(value, str) and ("\x00" in value or _has_surrogate(value)):
+        raise InvalidInput(f"{what} {value!r} holds a NUL character or a lone surrogate: use a name without them")
+    return required(value, what)
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def optional(value: Any, what: str, max_bytes: int | None = None) -> str | None:
     if value is None:
         return None
@@ -62,10 +78,10 @@ def names(value: str | Sequence[str] | None, what: str) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return [required(value, what)]
+        return [identifier(value, what)]
     if not isinstance(value, Sequence):
         raise InvalidInput(f"{what} must be a string or a list of strings, got {type(value).__name__}")
-    return [required(v, what) for v in value]
+    return [identifier(v, what) for v in value]
 
 
 def whole_number(value: Any, what: str, low: int, high: int) -> int:

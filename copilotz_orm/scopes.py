@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInput, TransactionAborted
-from .sanitize import names, required
+from .sanitize import identifier, names
 from .tenancy import validate_schema_name
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Scope:
     def of(cls, schema: str | None, namespace: str | None) -> Scope:
         """A scope with both names checked (before any SQL runs)."""
         return cls(None if schema is None else validate_schema_name(schema),
-                   None if namespace is None else required(namespace, "namespace"))
+                   None if namespace is None else identifier(namespace, "namespace"))
 
     def schema_for(self, schema: str | None) -> str | None:
         """The schema a call runs in: its own `schema=`, which must agree with this scope's."""
@@ -56,7 +56,7 @@ class Scope:
             if needed and self.namespace is None:
                 raise InvalidInput("namespace= is required (or bind one: db.tenant(schema, namespace=...))")
             return self.namespace
-        namespace = required(namespace, "namespace")
+        namespace = identifier(namespace, "namespace")
         self._agrees(namespace)
         return namespace
 

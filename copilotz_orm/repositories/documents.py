@@ -49,8 +49,20 @@ class DocumentRepository:
             stmt = stmt.where(Document.id > cursor)
         return [DocumentOut.model_validate(d) for d in (await self.session.scalars(stmt)).all()]
 
+    async def lock(self, ids: list[str]) -> dict[str, str]:
+        """Lock these documents' node rows until the transaction ends and return their statuses
+        (a document deleted meanwhile is missing). Ingest, status changes and deletion all lock
+        the node row first, so they wait for one another instead of deadlocking."""
+        nodes, docs = Node.__table__, Document.__table__
+        rows = await self.session.execute(
+            select(docs.c.id, docs.c.status).join_from(nodes, docs, docs.c.id == nodes.c.id)
+            .where(nodes.c.id.in_(sorted(ids))).order_by(nodes.c.id).with_for_update(of=nodes))
+        return dict(rows.all())
+
     async def set_status(self, document_id: str, status: str, error: str | None) -> DocumentOut | None:
         """One UPDATE of the status (and the error, cleared unless given); None if no such document."""
+        if not await self.lock([document_id]):
+            return None
         table = Document.__table__
         row = (await self.session.execute(
             update(table).where(table.c.id == document_id).values(status=status, error=error)
@@ -65,11 +77,15 @@ class DocumentRepository:
         return DocumentOut.model_validate(doc) if doc else None
 
     async def add_document(self, document: Document) -> None:
+        """Insert the document in a savepoint: a duplicate (the same content stored by another
+        call meanwhile) raises Conflict and leaves the transaction usable."""
         with translate_db_errors("create_document"):
-            self.session.add(document)
-            await self.session.flush()
+            async with self.session.begin_nested():
+                self.session.add(document)
+                await self.session.flush()
 
-    async def finish(self, document_id: str, chunks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DocumentOut:
+    async def finish(self, document_id: str, chunks: list[dict[str, Any]], edges: list[dict[str, Any]],
+                     metadata: dict[str, Any] | None = None) -> DocumentOut:
         """Store a document's chunks and edges and mark it indexed. Core INSERTs on the tables
         (sqlalchemy.insert: the PostgreSQL dialect's Insert has no cache key, so it was compiled
         anew for every document), rows split by hand from the ORM attribute names; the finished
@@ -84,7 +100,8 @@ class DocumentRepository:
                 await self.session.execute(insert(edge_rows), [_columns(edge_rows, e) for e in edges])
             stored = (await self.session.execute(
                 update(docs).where(docs.c.id == document_id)
-                .values(status="indexed", error=None, chunk_count=len(chunks))
+                .values(status="indexed", error=None, chunk_count=len(chunks),
+                        **({"metadata": metadata} if metadata is not None else {}))
                 .returning(*(docs.c[f] for f in search_sql.DOCUMENT_FIELDS)))).one()
             stamps = (await self.session.execute(
                 update(nodes).where(nodes.c.id == document_id).values(updated_at=func.now())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Direction = Literal["out", "in", "both"]
 
@@ -86,6 +86,8 @@ class DocumentOut(_Out):
     status: str
     error: str | None = None
     chunk_count: int
+    # The ORM attribute is metadata_ (declarative classes own `metadata`); rows carry "metadata".
+    metadata: dict[str, Any] | None = Field(None, validation_alias=AliasChoices("metadata_", "metadata"))
     created_at: datetime
     updated_at: datetime
 

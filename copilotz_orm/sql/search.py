@@ -40,7 +40,7 @@ def nearest_nodes(vector: list[float], dimension: int, *, limit: int,
 
 
 DOCUMENT_FIELDS = ("id", "namespace", "title", "source_uri", "mime_type", "content_hash", "status",
-                   "error", "chunk_count")
+                   "error", "chunk_count", "metadata")
 SEARCH_MODES = ("hybrid", "vector", "text")
 RRF_K = 60
 VECTOR_WEIGHT, TEXT_WEIGHT = 1.0, 1.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,8 @@ from sqlalchemy import func, select
 
 from copilotz_orm import Chunk, Document, Edge, Node
 from copilotz_orm.models import SearchTerm
-from copilotz_orm.errors import DocumentError, EmbeddingMismatch, InvalidInput
+from copilotz_orm.errors import Conflict, DocumentError, EmbeddingMismatch, InvalidInput
+from copilotz_orm.rag import chunk_text
 from copilotz_orm.ddl import HNSW_INDEX
 from tests.conftest import data_path
 
@@ -141,7 +144,7 @@ async def test_document_lookup_listing_status_and_delete(db, ns):
     await db.ops.create_edge(source_id=node.id, target_id=a.id, type="MENTIONS")
     db.metrics.reset()
     assert await db.ops.delete_document(a.id) is True
-    assert db.metrics.statements == 1
+    assert db.metrics.statements == 2  # lock the document, then one DELETE
     assert await db.ops.delete_document(a.id) is False
     assert await db.ops.delete_document(node.id) is False  # not a document: left alone
     async with db.session() as s:
@@ -476,3 +479,80 @@ async def test_the_correction_uses_the_trigram_index(db, ns):
         plan = "\n".join((await s.execute(explain(
             search_chunks(mode="text", query="asynco", dimension=384, limit=5, namespaces=[ns])))).scalars())
     assert "ix_search_terms_term" in plan, plan
+
+
+async def _orphans(db) -> tuple[int, int]:
+    """(chunk nodes without a chunks row, documents whose chunk_count is not their chunks' count)"""
+    async with db.session() as s:
+        orphans = await s.scalar(select(func.count()).select_from(Node).where(
+            Node.type == "chunk", ~Node.id.in_(select(Chunk.id))))
+        wrong = await s.scalar(select(func.count()).select_from(Document).where(
+            Document.chunk_count != select(func.count()).where(Chunk.document_id == Document.id).scalar_subquery()))
+    return orphans, wrong
+
+
+async def test_concurrent_ingests_of_the_same_content_store_it_once(db, ns):
+    text = "the same text about dugongs and manatees " * 40
+    results = await asyncio.gather(*[db.ops.ingest_text(text, namespace=ns, chunk_size=30, chunk_overlap=0)
+                                     for _ in range(8)])
+    assert sum(r.created for r in results) == 1
+    assert len({r.document.id for r in results}) == 1
+    forced = await asyncio.gather(*[db.ops.ingest_text(text, namespace=ns, chunk_size=20, chunk_overlap=0,
+                                                       force_reindex=True) for _ in range(4)])
+    assert {r.document.id for r in forced} == {results[0].document.id}
+    [doc] = (await db.ops.list_documents(ns)).items
+    assert doc.status == "indexed" and doc.chunk_count == len(chunk_text(text, "fixed", size=20, overlap=0))
+    assert await _orphans(db) == (0, 0)
+
+
+async def test_a_second_ingest_while_the_first_is_embedding_waits_for_it(db, ns):
+    class Slow:
+        def __init__(self, inner):
+            self.inner, self.name, self.dimension = inner, inner.name, inner.dimension
+
+        def embed(self, texts):
+            time.sleep(0.4)
+            return self.inner.embed(texts)
+
+    original = db.embedder
+    db.embedder = Slow(original)
+    try:
+        async def later():
+            await asyncio.sleep(0.1)
+            return await db.ops.ingest_text("slow text " * 200, namespace=ns)
+        first, second = await asyncio.gather(db.ops.ingest_text("slow text " * 200, namespace=ns), later())
+    finally:
+        db.embedder = original
+    assert (first.created, second.created) in {(True, False), (False, True)}
+    [doc] = (await db.ops.list_documents(ns)).items
+    assert doc.status == "indexed" and doc.error is None
+    assert await _orphans(db) == (0, 0)
+
+
+async def test_deleting_a_document_while_it_is_reindexed_leaves_nothing_half_done(db, ns):
+    body = "race body words " * 200
+    for _ in range(5):
+        doc = (await db.ops.ingest_text(body, namespace=ns, chunk_size=20, chunk_overlap=0)).document
+        deleted, reindexed = await asyncio.gather(
+            db.ops.delete_document(doc.id),
+            db.ops.ingest_text(body, namespace=ns, chunk_size=25, chunk_overlap=0, force_reindex=True),
+            return_exceptions=True)
+        assert deleted is True
+        assert isinstance(reindexed, Conflict) or reindexed.document.status == "indexed", reindexed
+        assert await _orphans(db) == (0, 0)
+        for d in (await db.ops.list_documents(ns)).items:
+            await db.ops.delete_document(d.id)
+
+
+async def test_document_metadata_is_kept_and_filterable(db, ns):
+    a = await db.ops.create_document(content="Otters hold hands while sleeping. " * 10, namespace=ns,
+                                     metadata={"team": "mammals", "year": 2026})
+    await db.ops.create_document(content="Otters use stones as tools. " * 10, namespace=ns, metadata={"team": "tools"})
+    assert (await db.ops.get_document_by_id(a.document.id)).metadata == {"team": "mammals", "year": 2026}
+    hits = await db.ops.search_chunks("otters", namespace=ns, document_filters={"metadata": {"team": "mammals"}})
+    assert {h.document.id for h in hits} == {a.document.id}
+    everything = await db.ops.search_chunks("otters", namespace=ns, document_filters={"metadata": {}})
+    assert len({h.document.id for h in everything}) == 2
+    for bad in ("team", ["a"], {"k": float("nan")}):
+        with pytest.raises(InvalidInput):
+            await db.ops.create_document(content="x y z", namespace=ns, metadata=bad)

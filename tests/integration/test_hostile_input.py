@@ -109,10 +109,17 @@ async def test_bad_traversal_arguments(db, kwargs):
         await db.ops.traverse_graph("x", **kwargs)
 
 
-async def test_lookups_with_nul_are_cleaned_like_writes(db):
-    assert await db.ops.search_chunks("cats", namespace="no\x00ne") == []
-    assert await db.ops.get_node_by_id("a\x00b") is None
-    assert (await db.ops.traverse_graph("a\x00b")).nodes == []
+@pytest.mark.parametrize("name", ["n\x00s", "n\ud800s"])
+async def test_names_with_nul_or_lone_surrogates_are_refused_not_merged(db, name):
+    """Cleaning would turn "n\x00s" into "ns": two namespaces (or ids) would become one."""
+    for call in (lambda: db.ops.search_chunks("cats", namespace=name),
+                 lambda: db.ops.get_node_by_id(name),
+                 lambda: db.ops.traverse_graph(name),
+                 lambda: db.ops.create_node(namespace=name, type="entity", name="x"),
+                 lambda: db.ops.create_node(namespace="ns", type=name, name="x"),
+                 lambda: db.ops.ingest_text("some text", namespace=name)):
+        with pytest.raises(InvalidInput, match="NUL character or a lone surrogate"):
+            await call()
 
 
 @pytest.mark.parametrize("weight", [float("nan"), float("inf"), "heavy", True])

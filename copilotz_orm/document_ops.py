@@ -22,7 +22,7 @@ from .models import Chunk, Document, Node, new_id
 from .models.documents import DOCUMENT_STATUSES
 from .models.graph import CHUNK, HAS_CHUNK, NEXT_CHUNK
 from .rag import SourceDocument, chunk_text, read_file, read_text
-from .rag.reading import read_bytes
+from .rag.reading import read_bytes, source_path, text_type
 from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import (
@@ -65,6 +65,7 @@ class DocumentOps:
             return await self.ingest_document(read_bytes(content, mime_type, title=title), namespace=namespace,
                                               schema=schema, **options)
         if mime_type is not None and content is not None:
+            mime_type, _ = text_type(mime_type)  # str content: its charset is moot
             return await self.ingest_document(read_text(content, title=title, mime_type=mime_type),
                                               namespace=namespace, schema=schema, **options)
         if content is not None:
@@ -135,7 +136,7 @@ class DocumentOps:
                     doc_id = None
             else:
                 doc_id = existing.id
-                status = await repo.lock([doc_id])  # waits for a call storing its chunks now
+                status = await repo.locked_statuses([doc_id])  # waits for a call storing its chunks now
                 if status.get(doc_id) == "indexed" and not force_reindex:
                     return IngestResult(document=await repo.get(doc_id), created=False)
                 if not status:
@@ -167,7 +168,7 @@ class DocumentOps:
             async with self._session(schema) as s:
                 repo, graph = DocumentRepository(s), GraphRepository(s)
                 # Locked, another call on the same document (or deleting it) waits for this one.
-                status = await repo.lock([doc_id, *earlier])
+                status = await repo.locked_statuses([doc_id, *earlier])
                 if doc_id not in status:
                     raise Conflict(f"document {doc_id} was deleted while it was being ingested; ingest it again")
                 if status[doc_id] == "indexed" and not force_reindex:
@@ -197,7 +198,7 @@ class DocumentOps:
     async def _record_failure(self: Ops, path: Path, namespace: str, schema: str | None, reason: str) -> None:
         """Keep a `failed` document for a file that could not be read, unless the source already
         has a document (an indexed earlier version stays searchable; a failed one gets the new reason)."""
-        source_uri = clean_text(os.fsdecode(path.resolve()))
+        source_uri = source_path(path)
         if len(source_uri.encode()) > NAME_BYTES:
             return
         reason = clean_text(reason)[:MAX_ERROR_CHARS]
@@ -295,9 +296,14 @@ class DocumentOps:
         namespaces = self._namespaces(namespace, schema)
         if mode != "vector" and query is None:
             raise InvalidInput(f"mode {mode!r} needs query= text; use mode='vector' to search by embedding alone")
+        if weights is not None and mode != "hybrid":
+            raise InvalidInput(f"weights= weigh the two legs of a hybrid search; mode {mode!r} has one leg")
         if mode == "text":
             if embedding is not None:
                 raise InvalidInput("mode 'text' takes no embedding")
+            if threshold is not None:
+                raise InvalidInput("threshold= is a minimum cosine similarity, which text mode does not "
+                                   "compute: use mode='vector' or 'hybrid', or drop the threshold")
             vector = None
         else:
             vector = await self._query_vector(query if embedding is None else None, embedding)

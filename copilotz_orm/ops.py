@@ -21,6 +21,7 @@ from .errors import Conflict, EmbeddingMismatch, InvalidInput, NodeNotFound
 from .models import Edge, Node, new_id
 from .models.graph import CHUNK, DOCUMENT, ENTITY
 from .repositories import GraphRepository
+from .repositories.graph import INGESTED_TYPES
 from .document_ops import MAX_QUERY_BYTES, DocumentOps
 from .sanitize import (
     identifier, MAX_LIMIT, NAME_BYTES, check_vector, clean_json, names, optional, page_limit, required, similarity,
@@ -252,7 +253,12 @@ class Ops(DocumentOps):
             else:
                 merge = clean_json(data)
         async with self._session(schema) as s:
-            node = await GraphRepository(s).update_node(node_id, values, merge)
+            graph = GraphRepository(s)
+            node = await graph.update_node(node_id, values, merge)
+            kind = await graph.node_type(node_id) if node is None else None
+        if kind in INGESTED_TYPES:
+            raise InvalidInput(f"node {node_id!r} is a {kind}, written by ingestion: change the document and "
+                               "ingest it again (force_reindex=True re-chunks the same content)")
         if node is None:
             raise NodeNotFound(f"no node {node_id!r} in this schema")
         return node
@@ -261,11 +267,20 @@ class Ops(DocumentOps):
         """Delete a node and its edges (a document also takes its chunks). True if it existed."""
         node_id = identifier(node_id, "node_id")
         async with self._session(schema) as s:
-            return await GraphRepository(s).delete_nodes(Node.id == node_id) > 0
+            graph = GraphRepository(s)
+            if await graph.delete_nodes(Node.id == node_id, Node.type != CHUNK) > 0:
+                return True
+            if await graph.node_type(node_id) == CHUNK:
+                raise InvalidInput(f"node {node_id!r} is a chunk: chunks go with their document "
+                                   "(delete_document), or change with it (ingest again)")
+            return False
 
     async def delete_nodes_by_source(self, source_type: str, source_id: str, *,
                                      namespace: str | None = None, schema: str | None = None) -> int:
         """Delete the nodes derived from one source; returns how many nodes went."""
+        if source_type == "document":
+            raise InvalidInput("nodes with source_type 'document' are a document's chunks: delete the "
+                               "document (delete_document) instead")
         conditions = [Node.source_type == identifier(source_type, "source_type"),
                       Node.source_id == required(source_id, "source_id", NAME_BYTES)]
         namespace = self._namespace_filter(namespace, schema)

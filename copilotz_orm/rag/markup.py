@@ -18,7 +18,8 @@ from html.parser import HTMLParser
 class _HTMLText(HTMLParser):
     """Visible text of an HTML page, and its <title>."""
 
-    _SKIP = {"script", "style", "noscript", "template", "head"}
+    # Not "head": without its optional end tag, the body would be skipped with it.
+    _SKIP = {"script", "style", "noscript", "template"}
     _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section",
               "article", "pre", "blockquote", "table", "ul", "ol", "dd", "dt"}
 
@@ -28,9 +29,14 @@ class _HTMLText(HTMLParser):
         self.title = ""
         self._skipping = 0
         self._in_title = False
+        self._svg = 0  # inside <svg>: its <title> is a tooltip, not the page's
 
     def handle_starttag(self, tag, attrs):  # noqa: ARG002
-        if tag == "title":
+        if tag == "svg":
+            self._svg += 1
+        if self._in_title and (tag == "body" or tag in self._BLOCK):
+            self._in_title = False  # a <title> left open ends where the body starts
+        if tag == "title" and not self._svg:
             self._in_title = True
         elif tag in self._SKIP:
             self._skipping += 1
@@ -38,7 +44,9 @@ class _HTMLText(HTMLParser):
             self.parts.append("\n\n")
 
     def handle_endtag(self, tag):
-        if tag == "title":
+        if tag == "svg" and self._svg:
+            self._svg -= 1
+        if tag in ("title", "head"):
             self._in_title = False
         elif tag in self._SKIP and self._skipping:
             self._skipping -= 1
@@ -67,7 +75,12 @@ def html_to_text(markup: str) -> tuple[str, str]:
 def _markdown():  # noqa: ANN202
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    return MarkdownIt("commonmark", {"maxNesting": MAX_NESTING}).enable(["table", "strikethrough"])
+
+
+MAX_NESTING = 100
+"""Block nesting markdown-it follows (its default is 20); deeper blocks it would drop, so a text
+that reaches this depth is kept as written (see markdown_to_text)."""
 
 
 def _inline_text(children) -> str:
@@ -96,13 +109,17 @@ def markdown_to_text(markup: str) -> str:
     """Markdown (CommonMark with tables) as clean text: ATX headings (``## Title``), paragraphs
     and list items without inline markup (a link is its text, an image its alt text, code spans
     their code), code blocks fenced, tables as ``cell | cell`` rows, HTML blocks as their visible
-    text, comments and link reference definitions dropped."""
+    text, comments and link reference definitions dropped. A text nested deeper than MAX_NESTING
+    blocks is returned as written rather than lose its innermost blocks."""
     blocks: list[str] = []
     line: list[str] = []  # the block being built
     lists: list[list] = []  # open lists: [ordered, next number]
     row: list[str] = []
     prefix = ""
-    for tok in _markdown().parse(markup):
+    tokens = _markdown().parse(markup)
+    if any(tok.level >= MAX_NESTING - 1 for tok in tokens):
+        return markup  # nested past what the parser follows: its markup stays, its text is all kept
+    for tok in tokens:
         kind = tok.type
         if kind == "heading_open":
             prefix = "#" * int(tok.tag[1]) + " "

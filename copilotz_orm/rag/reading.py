@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from email.message import Message
 import os
 import mimetypes
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DocumentError
+from ..errors import DocumentError, InvalidInput
 from ..sanitize import clean_text
 from .markup import html_to_text, markdown_to_text, rst_to_text
 
@@ -65,9 +66,13 @@ def read_text(text: str, *, title: str | None = None, source_uri: str | None = N
     clean text, so a change of markup alone is not a new version."""
     if not isinstance(text, str):
         raise DocumentError(f"document text must be a string, got {type(text).__name__}")
+    if title is not None and not isinstance(title, str):
+        raise InvalidInput(f"title must be a string or None, got {type(title).__name__}")
+    if source_uri is not None and (not isinstance(source_uri, str) or not source_uri.strip()):
+        raise InvalidInput(f"source_uri must be a non-empty string or None, got {source_uri!r}")
     text = clean_text(text)
-    title = clean_text(title) if isinstance(title, str) and title.strip() else None
-    source_uri = clean_text(str(source_uri)) if source_uri is not None else None
+    title = clean_text(title) if title is not None and title.strip() else None
+    source_uri = clean_text(source_uri) if source_uri is not None else None
     if mime_type == "text/html":
         text, html_title = html_to_text(text)
         title = title or html_title or None
@@ -75,14 +80,31 @@ def read_text(text: str, *, title: str | None = None, source_uri: str | None = N
         text = markdown_to_text(text)
     elif mime_type == "text/x-rst":
         text = rst_to_text(text)
-    if not text.strip():
-        raise DocumentError(f"{source_uri or 'the text'} is empty: there is nothing to index")
+    if not any(ch.isprintable() and not ch.isspace() for ch in text):
+        raise DocumentError(f"{source_uri or 'the text'} is empty or holds only invisible characters: "
+                            "there is nothing to index")
     header = _header(text)
     return SourceDocument(text, title or _title(text, header, source_uri or "untitled"),
                           source_uri, mime_type, header)
 
 
 TEXT_TYPES = ("text/plain", "text/markdown", "text/x-rst", "text/html")
+
+
+def text_type(mime_type: object) -> tuple[str, str]:
+    """(type, charset) of a MIME type we can ingest, e.g. ``text/HTML; charset="UTF-8"`` gives
+    ("text/html", "utf-8"); parameters are parsed as e-mail headers parse them. Anything else
+    raises DocumentError."""
+    if not isinstance(mime_type, str) or "/" not in mime_type.partition(";")[0]:
+        raise DocumentError(f"{mime_type!r} is not a MIME type: use one of {', '.join(TEXT_TYPES)}")
+    header = Message()
+    header["content-type"] = mime_type
+    base = header.get_content_type()
+    if base not in TEXT_TYPES:
+        raise DocumentError(f"MIME type {mime_type!r} cannot be ingested: use one of {', '.join(TEXT_TYPES)} "
+                            "(convert other formats to text first)")
+    charset = header.get_param("charset")
+    return base, (charset if isinstance(charset, str) else "utf-8").strip().lower()
 
 
 def read_bytes(data: bytes, mime_type: str, *, title: str | None = None,
@@ -93,15 +115,12 @@ def read_bytes(data: bytes, mime_type: str, *, title: str | None = None,
         raise DocumentError(f"content bytes must be bytes, got {type(data).__name__}")
     if not isinstance(mime_type, str):
         raise DocumentError("give the MIME type of the bytes: mime_type='text/markdown', for example")
-    base, _, params = mime_type.partition(";")
-    base = base.strip().lower()
-    charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
-    if base not in TEXT_TYPES:
-        raise DocumentError(f"MIME type {mime_type!r} cannot be ingested: use one of {', '.join(TEXT_TYPES)} "
-                            "(convert other formats to text first)")
+    base, charset = text_type(mime_type)
     if charset not in ("utf-8", "utf8"):
         raise DocumentError(f"charset {charset!r} is not supported: convert the bytes to UTF-8 first")
     data = bytes(data)
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DocumentError("the bytes are UTF-16 (they start with a UTF-16 byte order mark); convert them to UTF-8 first")
     if b"\x00" in data[:8192]:
         raise DocumentError("the bytes look binary (they contain NUL bytes); only text can be ingested")
     try:
@@ -131,6 +150,8 @@ def read_file(path: str | Path) -> SourceDocument:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     if not data.strip():
         raise DocumentError(f"{path} is empty: there is nothing to index")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DocumentError(f"{path} is UTF-16 text (it starts with a UTF-16 byte order mark); convert it to UTF-8 first")
     if b"\x00" in data[:8192]:
         raise DocumentError(f"{path} looks binary (it contains NUL bytes); only text files can be ingested")
     try:
@@ -142,5 +163,10 @@ def read_file(path: str | Path) -> SourceDocument:
     # Our own names for the formats we parse: the system's MIME table differs between machines
     # (.rst is text/prs.fallenstein.rst on Debian, unknown elsewhere).
     mime = (_OUR_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "text/plain")
-    # os.fsdecode keeps undecodable file-name bytes as surrogates; read_text replaces them.
-    return read_text(text, source_uri=os.fsdecode(path.resolve()), mime_type=mime)
+    return read_text(text, source_uri=source_path(path), mime_type=mime)
+
+
+def source_path(path: Path) -> str:
+    """A file's absolute path as a source URI. Bytes of the name that are not UTF-8 are written
+    as \\xNN escapes: replacing them with U+FFFD would give two files one source."""
+    return os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")

@@ -49,15 +49,25 @@ class DocumentRepository:
             stmt = stmt.where(Document.id > cursor)
         return [DocumentOut.model_validate(d) for d in (await self.session.scalars(stmt)).all()]
 
-    async def lock(self, ids: list[str]) -> dict[str, str]:
-        """Lock these documents' node rows until the transaction ends and return their statuses
-        (a document deleted meanwhile is missing). Ingest, status changes and deletion all lock
-        the node row first, so they wait for one another instead of deadlocking."""
-        nodes, docs = Node.__table__, Document.__table__
-        rows = await self.session.execute(
-            select(docs.c.id, docs.c.status).join_from(nodes, docs, docs.c.id == nodes.c.id)
-            .where(nodes.c.id.in_(sorted(ids))).order_by(nodes.c.id).with_for_update(of=nodes))
-        return dict(rows.all())
+    async def lock(self, ids: list[str]) -> set[str]:
+        """Lock these documents' node rows until the transaction ends; the ids still there (a
+        document deleted meanwhile is missing). Ingest, status changes and deletion all lock the
+        node row first, so they wait for one another instead of deadlocking."""
+        nodes = Node.__table__
+        rows = await self.session.scalars(
+            select(nodes.c.id).where(nodes.c.id.in_(sorted(ids)), nodes.c.type == "document")
+            .order_by(nodes.c.id).with_for_update())
+        return set(rows.all())
+
+    async def locked_statuses(self, ids: list[str]) -> dict[str, str]:
+        """:meth:`lock`, then the statuses as they are now: a separate statement, because a row
+        read in the locking statement after a wait can be older than the lock."""
+        locked = await self.lock(ids)
+        if not locked:
+            return {}
+        docs = Document.__table__
+        return dict((await self.session.execute(
+            select(docs.c.id, docs.c.status).where(docs.c.id.in_(sorted(locked))))).all())
 
     async def set_status(self, document_id: str, status: str, error: str | None) -> DocumentOut | None:
         """One UPDATE of the status (and the error, cleared unless given); None if no such document."""

@@ -16,6 +16,10 @@ from ..sql import search as search_sql
 from ..sql import traversal as traversal_sql
 
 
+INGESTED_TYPES = ("document", "chunk")
+"""Node types that ingestion writes and keeps consistent (chunk counts, NEXT_CHUNK chains)."""
+
+
 class GraphRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -63,11 +67,16 @@ class GraphRepository:
         """One UPDATE ... RETURNING; `merge` is folded into `data` with jsonb ``||`` (shallow)."""
         if merge is not None:
             values = {**values, "data": Node.data.op("||")(func.cast(merge, JSONB))}
-        stmt = (update(Node).where(Node.id == node_id).values(**values, updated_at=func.now())
+        # Documents and chunks are written by ingestion only (see Ops.update_node).
+        stmt = (update(Node).where(Node.id == node_id, Node.type.not_in(INGESTED_TYPES))
+                .values(**values, updated_at=func.now())
                 .returning(*traversal_sql.NODE_COLUMNS))
         with translate_db_errors("update_node"):
             row = (await self.session.execute(stmt)).first()
         return NodeOut.model_validate(row._mapping) if row else None
+
+    async def node_type(self, node_id: str) -> str | None:
+        return await self.session.scalar(select(Node.type).where(Node.id == node_id))
 
     async def delete_nodes(self, *conditions) -> int:
         """Delete matching nodes with their edges and, for documents, their chunk nodes."""

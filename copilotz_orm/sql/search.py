@@ -96,11 +96,13 @@ def _bm25_leg(query, leg_base, rows: int):
     chunk = Chunk.__table__
     words = (func.unnest(func.to_tsvector("english", query))
              .table_valued("lexeme", "positions", "weights").render_derived("q"))
-    total = select(func.count()).select_from(chunk).scalar_subquery()
+    # Frequencies are counted among the chunks searched (namespaces, filters): a word common
+    # elsewhere in the schema must not pick the candidates here.
+    total = select(func.count()).select_from(leg_base(chunk.c.id).subquery("scope")).scalar_subquery()
     one_word = func.to_tsquery("simple", func.quote_literal(words.c.lexeme))
     cap = func.greatest(1, func.ceil(total * COMMON_SHARE) + 1)
-    matching = (select(literal_column("1")).select_from(Node.__table__)
-                .where(Node.type == "chunk", Node.search_text.bool_op("@@")(one_word))
+    matching = (leg_base(literal_column("1"))
+                .where(Node.__table__.c.search_text.bool_op("@@")(one_word))
                 .limit(cap).correlate(words).subquery("matching"))
     terms = select(words.c.lexeme.label("lexeme"), select(func.count()).select_from(matching)
                    .scalar_subquery().label("df")).distinct().cte("query_terms")

@@ -145,7 +145,12 @@ async def test_long_titles_and_odd_file_names(db, ns, tmp_path):
     first = await db.ops.ingest_file(long_title, namespace=ns)
     second = await db.ops.ingest_file(undecodable, namespace=ns)
     assert first.created and len(first.document.title) == 4000
-    assert second.created and "\ufffd" in second.document.source_uri
+    assert second.created and second.document.source_uri.endswith("caf\\xe9.txt")
+    # another undecodable byte is another file, not the same source (U+FFFD would merge them)
+    other = tmp_path / os.fsdecode(b"caf\xe8.txt")
+    other.write_text("another file with an odd name")
+    third = await db.ops.ingest_file(other, namespace=ns)
+    assert third.created and third.replaced == [] and third.document.source_uri.endswith("caf\\xe8.txt")
 
 
 async def test_import_edge_list_checks_its_input(db, ns):
@@ -155,3 +160,44 @@ async def test_import_edge_list_checks_its_input(db, ns):
         await db.ops.import_edge_list([("a", "b")], namespace="a:b")
     result = await db.ops.import_edge_list([("a", "b"), ("a", "b"), ("b", "a")], namespace=ns)
     assert (result.nodes, result.edges, result.new_edges) == (2, 2, 2)
+
+
+async def test_search_options_a_mode_does_not_use_are_refused(db, ns):
+    await db.ops.ingest_text("alpha beta gamma " * 20, namespace=ns)
+    with pytest.raises(InvalidInput, match="threshold"):
+        await db.ops.search_chunks("alpha", namespace=ns, mode="text", threshold=0.5)
+    for mode in ("text", "vector"):
+        with pytest.raises(InvalidInput, match="weights"):
+            await db.ops.search_chunks("alpha", namespace=ns, mode=mode, weights=(1, 0))
+    assert await db.ops.search_chunks("alpha", namespace=ns, mode="hybrid", weights=(1, 0.5))
+
+
+async def test_word_frequencies_are_counted_in_the_namespaces_searched(db, ns):
+    """"python" is in every chunk of one namespace and "asyncio" in one: searching the other
+    namespace, where "python" is rare, must still find its python chunk."""
+    for i in range(30):
+        await db.ops.ingest_text(f"python chunk number {i} about snakes", namespace=ns)
+    await db.ops.ingest_text("asyncio event loops", namespace=ns)
+    other = ns + "_b"
+    await db.ops.ingest_text("python beginners guide", namespace=other)
+    for query in ("python asyncio", "python asyncio tutorial for everyone today"):
+        hits = await db.ops.search_chunks(query, namespace=other, mode="text")
+        assert [h.content for h in hits] == ["python beginners guide"], query
+
+
+async def test_documents_and_chunks_are_changed_through_ingestion_only(db, ns):
+    doc = (await db.ops.ingest_text("first part. " * 30 + "\n\n" + "second part. " * 30, namespace=ns,
+                                    chunk_size=20, chunk_overlap=0)).document
+    [chunk, *_] = (await db.ops.traverse_graph(doc.id, ["HAS_CHUNK"], 1, direction="out")).nodes[1:]
+    with pytest.raises(InvalidInput, match="chunk"):
+        await db.ops.delete_node(chunk.node.id)
+    with pytest.raises(InvalidInput, match="ingest"):
+        await db.ops.update_node(chunk.node.id, content="changed")
+    with pytest.raises(InvalidInput, match="document"):
+        await db.ops.update_node(doc.id, content="changed", embed=True)
+    with pytest.raises(InvalidInput, match="delete_document"):
+        await db.ops.delete_nodes_by_source("document", doc.id)
+    assert (await db.ops.get_document_by_id(doc.id)).chunk_count == doc.chunk_count
+    assert await db.ops.delete_node(doc.id) is True  # a document node goes with its chunks
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Node).where(Node.source_id == doc.id)) == 0

@@ -152,3 +152,67 @@ def test_the_hash_is_of_the_clean_text():
     assert one.content_hash == two.content_hash
     rst = read_text("Some ``literal`` and *emphasis*.\n", mime_type="text/x-rst")
     assert rst.text == "Some literal and emphasis."
+
+
+def test_html_without_optional_end_tags_keeps_its_body():
+    from copilotz_orm.rag.markup import html_to_text
+
+    assert html_to_text("<html><head><title>Guide</title><body><p>Visible body text</p></body></html>") == (
+        "Visible body text", "Guide")
+    assert html_to_text("<title>Open title<p>Body after it</p>") == ("Body after it", "Open title")
+    text, title = html_to_text("<title>Real</title><svg><title>icon</title><text>drawn</text></svg><p>x</p>")
+    assert title == "Real" and "x" in text
+
+
+def test_markdown_nested_past_the_parser_is_kept_as_written():
+    deep = "Intro.\n\n" + "> " * 120 + "quoted text\n\nOutro."
+    assert "quoted text" in markdown_to_text(deep)
+    assert markdown_to_text("Intro.\n\n" + "> " * 20 + "quoted text\n\nOutro.") == "Intro.\n\nquoted text\n\nOutro."
+    nested = "".join("  " * i + f"- item {i}\n" for i in range(25))
+    assert markdown_to_text(nested).count("item") == 25
+
+
+@pytest.mark.parametrize("mime, expected", [
+    ("text/html; charset=utf-8", ("text/html", "utf-8")), ("TEXT/HTML", ("text/html", "utf-8")),
+    ('text/html ; charset = "UTF-8"; foo=bar', ("text/html", "utf-8")), ("text/html; boundary=x", ("text/html", "utf-8")),
+    ("text/x-rst;charset=latin-1", ("text/x-rst", "latin-1")),
+])
+def test_mime_types_are_parsed_as_headers(mime, expected):
+    from copilotz_orm.rag.reading import text_type
+
+    assert text_type(mime) == expected
+
+
+@pytest.mark.parametrize("mime", ["bogus", "application/pdf", 5, None, ""])
+def test_other_mime_types_are_refused(mime):
+    from copilotz_orm.errors import DocumentError
+    from copilotz_orm.rag.reading import text_type
+
+    with pytest.raises(DocumentError):
+        text_type(mime)
+
+
+def test_reading_refuses_what_it_cannot_use():
+    from copilotz_orm.errors import DocumentError, InvalidInput
+    from copilotz_orm.rag.reading import read_bytes
+
+    for invisible in ("\ufeff", "\u200b\u200b", "\x01\x02\x03", " \n\t"):
+        with pytest.raises(DocumentError, match="nothing to index"):
+            read_text(invisible)
+    for title in (123, b"abc"):
+        with pytest.raises(InvalidInput, match="title"):
+            read_text("text", title=title)
+    for uri in (5, "", "  "):
+        with pytest.raises(InvalidInput, match="source_uri"):
+            read_text("text", source_uri=uri)
+    with pytest.raises(DocumentError, match="UTF-16"):
+        read_bytes("some text".encode("utf-16"), "text/plain")
+
+
+def test_a_utf16_file_is_told_to_convert(tmp_path):
+    from copilotz_orm.errors import DocumentError
+
+    path = tmp_path / "wide.txt"
+    path.write_bytes("some text".encode("utf-16"))
+    with pytest.raises(DocumentError, match="UTF-16"):
+        read_file(path)

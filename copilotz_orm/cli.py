@@ -32,8 +32,20 @@ from .rag import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, MAX_CHUNK_SIZE, STRATEGIES
 DEFAULT_CLI_URL = "file:./.copilotz/db"
 DEFAULT_PATTERNS = ("*.rst", "*.md", "*.markdown", "*.txt", "*.text", "*.html", "*.htm")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No markup: file names, titles and errors are user text, and "[/]" in a path is not a tag.
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _plain(value: object) -> str:
+    """User text made safe for a terminal: control characters (an ANSI escape, say) are shown
+    as \\xNN instead of being obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def _error(exc: object) -> None:
+    err.print(Text("error: ", style="bold red") + Text(_plain(exc)), highlight=False, soft_wrap=True)
 
 
 def _run(writes: bool):
@@ -60,7 +72,7 @@ def _run(writes: bool):
             try:
                 asyncio.run(main())
             except CopilotzError as exc:
-                err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                _error(exc)
                 sys.exit(1)
             except KeyboardInterrupt:
                 err.print("interrupted")
@@ -131,15 +143,28 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...], excludes: tuple[s
     """Files named on the command line, and those matching `patterns` in folders (recursively)
     unless their path inside the folder matches one of `excludes` (e.g. 'drafts/*', '*.tmp')."""
     for pattern in (*patterns, *excludes):
+        if not pattern.strip():
+            raise click.BadParameter("a glob must not be empty: use a pattern like '*.md'",
+                                     param_hint="--include/--exclude")
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
             raise click.BadParameter(f"{pattern!r} must be a pattern inside the folder, like '*.md'",
                                      param_hint="--include/--exclude")
     for path in paths:
         if path.is_dir():
-            found = {f for pattern in patterns for f in path.rglob(pattern) if f.is_file()}
-            yield from sorted(f for f in found
-                              if not any(f.relative_to(path).match(x) or fnmatch.fnmatch(f.relative_to(path).as_posix(), x)
-                                         for x in excludes))
+            # Not only regular files: a pipe or a broken link that matches is reported as failed,
+            # not skipped in silence.
+            try:
+                found = {f for pattern in patterns for f in path.rglob(pattern) if not f.is_dir()}
+            except ValueError as exc:  # e.g. '**' alone: rglob needs a file part
+                raise click.BadParameter(f"{exc}: use a pattern like '*.md' or 'docs/**/*.md'",
+                                         param_hint="--include") from None
+            kept = sorted(f for f in found
+                          if not any(f.relative_to(path).match(x) or fnmatch.fnmatch(f.relative_to(path).as_posix(), x)
+                                     for x in excludes))
+            if not kept:
+                raise click.UsageError(f"no file in {path} matches --include {' '.join(patterns)}"
+                                       + (f" outside --exclude {' '.join(excludes)}" if excludes else ""))
+            yield from kept
         else:
             yield path
 
@@ -189,7 +214,7 @@ async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns
         out.print(f"{len(files)} files: {new} new, {updated} changed since last time ({chunks} chunks), "
                   f"{duplicate} already stored, {len(failed)} failed")
         for f in failed:
-            out.print(f"  failed: {f['error']}", highlight=False)
+            out.print(f"  failed: {_plain(f['error'])}", highlight=False)
     if failed:
         sys.exit(1)  # the rest was ingested; scripts still learn that something was not
 
@@ -217,9 +242,9 @@ async def search(db: Database, query: str, namespace: tuple[str, ...], limit: in
     for rank, hit in enumerate(hits, 1):
         similarity = f"  similarity {hit.similarity:.3f}" if hit.similarity is not None else ""
         heading = " > ".join(hit.metadata.get("heading_path") or [])
-        line = Text.assemble((f"{rank}. {hit.document.title}", "bold"),
-                             (f"  score {hit.score:.4f}{similarity}  {hit.document.source_uri or hit.document.id}"
-                              + (f"  § {heading}" if heading else ""), "dim"))
+        line = Text.assemble((_plain(f"{rank}. {hit.document.title}"), "bold"),
+                             (_plain(f"  score {hit.score:.4f}{similarity}  {hit.document.source_uri or hit.document.id}"
+                                     + (f"  § {heading}" if heading else "")), "dim"))
         out.print(line, highlight=False)
         out.print(Text("   ") + _snippet(hit.content, query), highlight=False)
 
@@ -227,7 +252,7 @@ async def search(db: Database, query: str, namespace: tuple[str, ...], limit: in
 def _snippet(content: str, query: str, width: int = 240) -> Text:
     """About `width` characters of `content` around the first query word found, the query's
     words (and words they begin) highlighted. Chunk text is shown as text, never as markup."""
-    flat = " ".join(content.split())
+    flat = _plain(" ".join(content.split()))
     words = sorted({w.lower() for w in re.findall(r"\w{3,}", query)}, key=len, reverse=True)
     pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, words)) + r")\w*", re.I) if words else None
     first = pattern.search(flat) if pattern else None
@@ -252,7 +277,7 @@ async def stats(db: Database, as_json: bool) -> None:
         return
     table = Table("namespace", "documents", "failed", "in progress", "chunks", "last update")
     for r in rows:
-        table.add_row(r.namespace, str(r.document_count), str(r.failed_count), str(r.in_progress_count),
+        table.add_row(_plain(r.namespace), str(r.document_count), str(r.failed_count), str(r.in_progress_count),
                       str(r.chunk_count),
                       r.last_updated.isoformat(timespec="seconds") if r.last_updated else "")
     out.print(table)
@@ -333,11 +358,11 @@ async def traverse(db: Database, node: str, depth: int, direction: str, types: t
     per_depth: dict[int, int] = {}
     for n in result.nodes:
         per_depth[n.depth] = per_depth.get(n.depth, 0) + 1
-    out.print(f"{len(result.nodes)} nodes from {start.id} ({start.name}), {len(result.edges)} edges walked")
+    out.print(_plain(f"{len(result.nodes)} nodes from {start.id} ({start.name}), {len(result.edges)} edges walked"))
     for d in sorted(per_depth):
         out.print(f"  depth {d}: {per_depth[d]} nodes")
     shown = result.nodes[:20]
-    out.print("  " + ", ".join(f"{n.node.name}@{n.depth}" for n in shown)
+    out.print("  " + _plain(", ".join(f"{n.node.name}@{n.depth}" for n in shown))
               + (" …" if len(result.nodes) > len(shown) else ""), highlight=False)
 
 
@@ -378,7 +403,7 @@ def _check_name(name: str) -> str:
     try:
         return validate_schema_name(name)
     except CopilotzError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(exc)
         sys.exit(1)
 
 

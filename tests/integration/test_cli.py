@@ -143,3 +143,25 @@ def test_reembed_command(workdir):
     assert "vectors now from hashing" in again.stdout
     unknown = run(workdir, "reembed", "--to", "gpt-9", ok=False)
     assert unknown.returncode == 1 and "unknown embedding model" in unknown.stderr
+
+
+def test_user_text_is_shown_as_text_and_nothing_is_skipped_in_silence(workdir):
+    folder = workdir / "docs"
+    (folder / "d[").mkdir(parents=True)
+    (folder / "d[" / "].txt").write_text("")  # the path d[/].txt looks like rich markup
+    (folder / "[bold]loud.txt").write_text("")
+    (folder / "ok.txt").write_text("Plain \x1b[31mred\x1b[0m text about herons.")
+    os.mkfifo(folder / "pipe.txt")
+    (folder / "broken.txt").symlink_to(workdir / "missing")
+    done = run(workdir, "ingest", str(folder), "-n", "t", ok=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "5 files: 1 new" in done.stdout
+    for name in ("d[/].txt", "[bold]loud.txt", "pipe.txt", "broken.txt"):
+        assert name in done.stdout, name
+    found = run(workdir, "search", "herons", "-n", "t")
+    assert "\x1b" not in found.stdout and "\\x1b[31mred" in found.stdout
+    for pattern in ("", "*.zzz"):
+        bad = run(workdir, "ingest", str(folder), "-n", "t", "--include", pattern, ok=False)
+        assert bad.returncode == 2 and ("must not be empty" in bad.stderr or "no file in" in bad.stderr)
+    odd_schema = run(workdir, "--schema", "bad[/]", "stats", ok=False)
+    assert odd_schema.returncode == 1 and "invalid schema name 'bad[/]'" in odd_schema.stderr

@@ -120,8 +120,16 @@ class DocumentOps:
             repo = DocumentRepository(s)
             existing = await repo.by_hash(namespace, source.content_hash)
             if existing is not None and existing.status == "indexed" and not force_reindex:
-                return IngestResult(document=existing, created=False)
-            earlier = [d.id for d in await repo.by_source(namespace, source.source_uri)] if source.source_uri else []
+                released = []
+                if source.source_uri and source.source_uri != existing.source_uri:
+                    # Another file with this content: the document is its too, and what this
+                    # file held before (if anything) is let go.
+                    if await repo.lock([existing.id]):
+                        await repo.add_source(existing.id, source.source_uri)
+                    released = await _release(s, namespace, source.source_uri, keep=existing.id)
+                return IngestResult(document=existing, created=False, replaced=released)
+            earlier = ([i for i, _, _ in await repo.holders(namespace, source.source_uri)]
+                       if source.source_uri else [])
             if existing is None:
                 doc_id = new_id()
                 try:
@@ -174,9 +182,9 @@ class DocumentOps:
                 if status[doc_id] == "indexed" and not force_reindex:
                     # Another call indexed the same content while this one was embedding.
                     return IngestResult(document=await repo.get(doc_id), created=False)
-                earlier = [i for i in earlier if i in status]
-                if earlier:  # earlier versions of this source, with their chunks and edges
-                    await graph.delete_nodes(Node.id.in_(earlier))
+                # Earlier versions of this source go, with their chunks and edges, unless another
+                # source has the same content: then they only stop being this source's.
+                earlier = await _release(s, namespace, source.source_uri, keep=doc_id) if earlier else []
                 if existing is not None:  # re-indexing: its old chunks go
                     await graph.delete_nodes(Node.id.in_(_chunk_ids_of(doc_id)))
                 stored = await repo.finish(doc_id, chunks, edges, metadata)
@@ -368,6 +376,27 @@ def _document_filters(filters: Any) -> dict[str, Any] | None:
                 raise InvalidInput(f"document_filters[{key!r}] must be a dict (JSON the metadata must contain)")
             checked[key] = clean_json(value)
     return checked
+
+
+async def _release(session, namespace: str, source_uri: str, keep: str) -> list[str]:
+    """Let go of what `source_uri` held before, other than document `keep`: documents held for
+    it alone are deleted (their ids returned); documents other sources share lose it only."""
+    repo = DocumentRepository(session)
+    holders = [h for h in await repo.holders(namespace, source_uri) if h[0] != keep]
+    if not holders:
+        return []
+    locked = await repo.lock([h[0] for h in holders])
+    doomed = []
+    for doc_id, primary, others in holders:
+        if doc_id not in locked:
+            continue
+        if {primary, *others} - {source_uri, None}:
+            await repo.drop_source(doc_id, source_uri, primary, others)
+        else:
+            doomed.append(doc_id)
+    if doomed:
+        await GraphRepository(session).delete_nodes(Node.id.in_(doomed))
+    return doomed
 
 
 def _chunk_ids_of(document_id: str) -> Select:

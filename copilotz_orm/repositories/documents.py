@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import translate_db_errors
@@ -37,6 +38,39 @@ class DocumentRepository:
             select(Document).where(Document.namespace == namespace, Document.source_uri == source_uri)
             .order_by(Document.created_at))).all()
         return [DocumentOut.model_validate(d) for d in docs]
+
+    async def holders(self, namespace: str, source_uri: str) -> list[tuple[str, str | None, list[str]]]:
+        """Documents holding this source's content: (id, source_uri, the other sources whose
+        content turned out the same, kept in the node's ``data["sources"]``)."""
+        nodes, docs = Node.__table__, Document.__table__
+        sources = nodes.c.data["sources"]
+        rows = await self.session.execute(
+            select(docs.c.id, docs.c.source_uri, sources).join_from(docs, nodes, nodes.c.id == docs.c.id)
+            .where(docs.c.namespace == namespace,
+                   or_(docs.c.source_uri == source_uri, sources.contains([source_uri])))
+            .order_by(docs.c.id))
+        return [(i, uri, list(more or [])) for i, uri, more in rows.all()]
+
+    async def add_source(self, document_id: str, source_uri: str) -> None:
+        """Record that `source_uri` has the same content as this document."""
+        nodes = Node.__table__
+        known = func.coalesce(nodes.c.data["sources"], func.cast([], JSONB))
+        await self.session.execute(
+            update(nodes).where(nodes.c.id == document_id, ~known.contains([source_uri]))
+            .values(data=func.jsonb_set(nodes.c.data, ["sources"], known.op("||")(func.cast([source_uri], JSONB)))))
+
+    async def drop_source(self, document_id: str, source_uri: str, primary: str | None, others: list[str]) -> None:
+        """This document no longer holds `source_uri`'s content (that file changed); another
+        source with the same content becomes its source if `source_uri` was."""
+        nodes, docs = Node.__table__, Document.__table__
+        others = [o for o in others if o != source_uri]
+        if primary == source_uri:
+            primary = others.pop(0)
+            await self.session.execute(update(docs).where(docs.c.id == document_id).values(source_uri=primary))
+        await self.session.execute(
+            update(nodes).where(nodes.c.id == document_id)
+            .values(source_id=primary, updated_at=func.now(),
+                    data=func.jsonb_set(nodes.c.data, ["sources"], func.cast(others, JSONB))))
 
     async def list(self, namespace: str | None, statuses: list[str] | None, limit: int,
                    cursor: str | None) -> list[DocumentOut]:

@@ -556,3 +556,26 @@ async def test_document_metadata_is_kept_and_filterable(db, ns):
     for bad in ("team", ["a"], {"k": float("nan")}):
         with pytest.raises(InvalidInput):
             await db.ops.create_document(content="x y z", namespace=ns, metadata=bad)
+
+
+async def test_files_with_the_same_content_share_a_document_and_changes_release_it(db, ns, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("shared words about herons " * 20)
+    b.write_text("shared words about herons " * 20)
+    first = await db.ops.ingest_file(a, namespace=ns)
+    second = await db.ops.ingest_file(b, namespace=ns)
+    assert first.created and not second.created and second.document.id == first.document.id
+
+    async def sources(query):
+        return [h.document.source_uri for h in await db.ops.search_chunks(query, namespace=ns, mode="text")]
+
+    a.write_text("a changed to talk about owls " * 20)
+    changed = await db.ops.ingest_file(a, namespace=ns)
+    assert changed.created and changed.replaced == []  # b still holds the herons
+    assert set(await sources("herons")) == {str(b)} and set(await sources("owls")) == {str(a)}
+    b.write_text("a changed to talk about owls " * 20)  # now b has a's new content
+    same = await db.ops.ingest_file(b, namespace=ns)
+    assert not same.created and same.replaced == [first.document.id]  # the herons had nobody left
+    assert await sources("herons") == []
+    [doc] = (await db.ops.list_documents(ns)).items
+    assert doc.source_uri == str(a) and await _orphans(db) == (0, 0)

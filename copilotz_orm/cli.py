@@ -162,7 +162,7 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...], excludes: tuple[s
                           if not any(f.relative_to(path).match(x) or fnmatch.fnmatch(f.relative_to(path).as_posix(), x)
                                      for x in excludes))
             if not kept:
-                raise click.UsageError(f"no file in {path} matches --include {' '.join(patterns)}"
+                raise click.ClickException(f"no file in {path} matches --include {' '.join(patterns)}"
                                        + (f" outside --exclude {' '.join(excludes)}" if excludes else ""))
             yield from kept
         else:
@@ -180,12 +180,12 @@ def _files(paths: tuple[Path, ...], patterns: tuple[str, ...], excludes: tuple[s
               help="How documents are cut: auto picks rst/markdown by file type, paragraph otherwise.")
 @click.option("--chunk-size", type=click.IntRange(1, MAX_CHUNK_SIZE), default=DEFAULT_CHUNK_SIZE,
               show_default=True, help="Tokens (words) per chunk at most.")
-@click.option("--chunk-overlap", type=click.IntRange(0), default=DEFAULT_OVERLAP, show_default=True,
-              help="Tokens shared with the previous chunk.")
+@click.option("--chunk-overlap", type=click.IntRange(0), default=None,
+              help=f"Tokens shared with the previous chunk [default: {DEFAULT_OVERLAP}, or a fifth of a smaller size].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_run(writes=True)
 async def ingest(db: Database, paths: tuple[Path, ...], namespace: str, patterns: tuple[str, ...],
-                 excludes: tuple[str, ...], chunking: str, chunk_size: int, chunk_overlap: int, as_json: bool) -> None:
+                 excludes: tuple[str, ...], chunking: str, chunk_size: int, chunk_overlap: int | None, as_json: bool) -> None:
     """Chunk, embed and store text files (folders are searched recursively).
 
     A file that cannot be read is reported and skipped; the exit status is then 1."""

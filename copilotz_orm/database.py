@@ -250,6 +250,14 @@ class Database:
                 f"line: --model {space[0]} or no --model), or another schema."
             )
 
+    async def adopt_recorded_model(self) -> None:
+        """Before the first embedding of a process with no model configured: if the default
+        schema already exists, take the model its vectors were made with (as its first use
+        would), so a first query is never embedded with another model of the same dimension."""
+        schema = self.config.default_schema
+        if self._adopts_recorded_model(schema) and await self._revision(schema) is not None:
+            await self.ensure_schema(schema)
+
     def _adopts_recorded_model(self, schema: str) -> bool:
         return (self.config.embedding.model is None and not self._embedder_given
                 and schema == self.config.default_schema and not self._ready)

@@ -94,7 +94,7 @@ class DocumentOps:
 
     async def ingest_document(self: Ops, source: SourceDocument, *, namespace: str | None = None,
                               schema: str | None = None, chunking: str = "fixed",
-                              chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_OVERLAP,
+                              chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int | None = None,
                               force_reindex: bool = False, metadata: dict[str, Any] | None = None) -> IngestResult:
         """Store a document node, its chunk nodes (embedded) and their HAS_CHUNK and NEXT_CHUNK
         edges. The same content in the same namespace is indexed once (``created=False`` after
@@ -111,6 +111,8 @@ class DocumentOps:
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput(f"metadata must be a dict (JSON object) or None, got {type(metadata).__name__}")
         metadata = clean_json(metadata, "metadata") if metadata is not None else None
+        if chunk_overlap is None:  # the default, shrunk for small chunks
+            chunk_overlap = min(DEFAULT_OVERLAP, chunk_size // 5) if isinstance(chunk_size, int) else DEFAULT_OVERLAP
         spans = chunk_text(source.text, strategy, size=chunk_size, overlap=chunk_overlap)
         if source.source_uri is not None and len(source.source_uri.encode()) > NAME_BYTES:
             raise DocumentError(f"the source path is longer than {NAME_BYTES} bytes")

@@ -113,6 +113,7 @@ class Ops(DocumentOps):
             yield session
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
+        await self._db.adopt_recorded_model()
         embedder = self._db.embedder
         vectors = await asyncio.to_thread(embedder.embed, texts)
         try:

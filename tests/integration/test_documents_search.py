@@ -579,3 +579,30 @@ async def test_files_with_the_same_content_share_a_document_and_changes_release_
     assert await sources("herons") == []
     [doc] = (await db.ops.list_documents(ns)).items
     assert doc.source_uri == str(a) and await _orphans(db) == (0, 0)
+
+
+async def test_the_first_query_of_a_process_uses_the_schemas_recorded_model():
+    """No model configured: the default schema's recorded model is adopted before the first
+    query is embedded (both models have 384 dimensions, so a wrong one would not be noticed)."""
+    import shutil
+    import tempfile
+
+
+    folder = Path(tempfile.mkdtemp(prefix="copilotz-adopt-"))
+    folder.chmod(0o755)  # reachable by the server's system user when run as root
+    url = f"file:{folder / 'db'}"
+    try:
+        await _first_query(url)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _first_query(url: str) -> None:
+    from copilotz_orm import DbConfig, EmbeddingConfig, create_database
+
+    async with await create_database(DbConfig(url=url, embedding=EmbeddingConfig(model="hashing"))) as db:
+        await db.ops.ingest_text("widgets widgets gears " * 20, namespace="h", title="Widget Guide")
+        await db.ops.ingest_text("gadget manual calibration " * 20, namespace="h", title="Gadget Manual")
+    async with await create_database(DbConfig(url=url)) as db:
+        [hit] = await db.ops.search_chunks("widgets", namespace="h", mode="vector", limit=1)
+        assert db.embedder.name == "hashing" and hit.document.title == "Widget Guide"

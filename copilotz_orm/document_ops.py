@@ -151,7 +151,7 @@ class DocumentOps:
                     return IngestResult(document=await repo.get(doc_id), created=False)
                 if not status:
                     raise Conflict(f"document {doc_id} was deleted while this call looked it up; ingest it again")
-                await repo.set_status(doc_id, "processing", None)
+                await repo.set_status(doc_id, "processing", None, locked=True)
         if doc_id is None:
             async with self._session(schema) as s:
                 winner = await DocumentRepository(s).by_hash(namespace, source.content_hash)

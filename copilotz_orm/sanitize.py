@@ -18,9 +18,7 @@ from .errors import EmbeddingMismatch, InvalidInput
 def clean_text(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if _has_surrogate(value):
         value = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
     return value
 

@@ -118,16 +118,21 @@ def read_bytes(data: bytes, mime_type: str, *, title: str | None = None,
     base, charset = text_type(mime_type)
     if charset not in ("utf-8", "utf8"):
         raise DocumentError(f"charset {charset!r} is not supported: convert the bytes to UTF-8 first")
-    data = bytes(data)
+    return read_text(_decode(bytes(data), "the bytes"), title=title, source_uri=source_uri, mime_type=base)
+
+
+def _decode(data: bytes, what: str) -> str:
+    """UTF-8 text (a BOM allowed) from bytes of a file or a call; `what` names them in errors."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise DocumentError("the bytes are UTF-16 (they start with a UTF-16 byte order mark); convert them to UTF-8 first")
+        raise DocumentError(f"{what} is UTF-16 text (it starts with a UTF-16 byte order mark); convert it to UTF-8 first")
     if b"\x00" in data[:8192]:
-        raise DocumentError("the bytes look binary (they contain NUL bytes); only text can be ingested")
+        raise DocumentError(f"{what} looks binary (it contains NUL bytes); only text can be ingested")
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DocumentError(f"the bytes are not UTF-8 (invalid byte at offset {exc.start})") from None
-    return read_text(text, title=title, source_uri=source_uri, mime_type=base)
+        raise DocumentError(
+            f"{what} is not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8 first"
+        ) from None
 
 
 _OUR_TYPES = {".rst": "text/x-rst", ".rest": "text/x-rst", ".md": "text/markdown", ".markdown": "text/markdown",
@@ -150,16 +155,7 @@ def read_file(path: str | Path) -> SourceDocument:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     if not data.strip():
         raise DocumentError(f"{path} is empty: there is nothing to index")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise DocumentError(f"{path} is UTF-16 text (it starts with a UTF-16 byte order mark); convert it to UTF-8 first")
-    if b"\x00" in data[:8192]:
-        raise DocumentError(f"{path} looks binary (it contains NUL bytes); only text files can be ingested")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(
-            f"{path} is not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8 first"
-        ) from None
+    text = _decode(data, str(path))
     # Our own names for the formats we parse: the system's MIME table differs between machines
     # (.rst is text/prs.fallenstein.rst on Debian, unknown elsewhere).
     mime = (_OUR_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "text/plain")

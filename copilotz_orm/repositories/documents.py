@@ -103,9 +103,11 @@ class DocumentRepository:
         return dict((await self.session.execute(
             select(docs.c.id, docs.c.status).where(docs.c.id.in_(sorted(locked))))).all())
 
-    async def set_status(self, document_id: str, status: str, error: str | None) -> DocumentOut | None:
-        """One UPDATE of the status (and the error, cleared unless given); None if no such document."""
-        if not await self.lock([document_id]):
+    async def set_status(self, document_id: str, status: str, error: str | None,
+                         *, locked: bool = False) -> DocumentOut | None:
+        """One UPDATE of the status (and the error, cleared unless given), the document locked
+        first unless the caller has (`locked`); None if no such document."""
+        if not locked and not await self.lock([document_id]):
             return None
         table = Document.__table__
         row = (await self.session.execute(

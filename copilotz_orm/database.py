@@ -144,7 +144,8 @@ class Database:
             session = AsyncSession(bind=conn, expire_on_commit=False)
             try:
                 yield session
-                await session.flush()
+                if not one_read:  # a read has nothing to flush; each await here is a greenlet switch
+                    await session.flush()
             finally:
                 await session.close()
 

@@ -26,7 +26,7 @@ from .rag.reading import read_bytes, source_path, text_type
 from .rag.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, STRATEGIES
 from .repositories import DocumentRepository, GraphRepository
 from .sanitize import (
-    identifier, NAME_BYTES, clean_json, clean_text, names, optional, page_limit, required, similarity, truncate_bytes, whole_number,
+    identifier, NAME_BYTES, clean_json, flag, clean_text, names, optional, page_limit, required, similarity, truncate_bytes, whole_number,
 )
 from .schemas import ChunkHit, DocumentOut, DocumentPage, IngestResult, NamespaceStats
 from .sql import search as search_sql
@@ -106,8 +106,7 @@ class DocumentOps:
         strategy = _AUTO_CHUNKING.get(source.mime_type, "paragraph") if chunking == "auto" else chunking
         if strategy not in STRATEGIES:
             raise InvalidInput(f"chunking must be 'auto' or one of {STRATEGIES}, got {chunking!r}")
-        if not isinstance(force_reindex, bool):
-            raise InvalidInput(f"force_reindex must be True or False, got {force_reindex!r}")
+        flag(force_reindex, "force_reindex")
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput(f"metadata must be a dict (JSON object) or None, got {type(metadata).__name__}")
         metadata = clean_json(metadata, "metadata") if metadata is not None else None

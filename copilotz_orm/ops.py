@@ -25,7 +25,7 @@ from .repositories.graph import INGESTED_TYPES
 from .document_ops import MAX_QUERY_BYTES, DocumentOps
 from .sanitize import (
     identifier, MAX_LIMIT, NAME_BYTES, check_vector, clean_json, names, optional, page_limit, required, similarity,
-    whole_number,
+    whole_number, flag,
 )
 from .scopes import Scope, Transaction, ambient_scope, refuse_second_connection
 from .schemas import (
@@ -179,6 +179,7 @@ class Ops(DocumentOps):
     async def create_nodes(self, nodes: Sequence[dict[str, Any]], *, embed: bool = False,
                            schema: str | None = None) -> list[NodeOut]:
         """Create many nodes in one statement; each dict takes :meth:`create_node`'s fields."""
+        flag(embed, "embed")
         rows = []
         for i, node in enumerate(nodes):
             if not isinstance(node, dict):
@@ -201,7 +202,7 @@ class Ops(DocumentOps):
 
     async def get_node_by_id(self, node_id: str, *, schema: str | None = None) -> NodeOut | None:
         node_id = identifier(node_id, "node_id")
-        async with self._session(schema) as s:
+        async with self._session(schema, one_read=True) as s:
             return await GraphRepository(s).get_node(node_id)
 
     async def get_nodes_by_namespace(self, namespace: str | None = None, type: str | Sequence[str] | None = None, *,
@@ -211,7 +212,7 @@ class Ops(DocumentOps):
         namespace = self._namespace(namespace, schema)
         if cursor is not None:
             cursor = required(cursor, "cursor")
-        async with self._session(schema) as s:
+        async with self._session(schema, one_read=True) as s:
             items = await GraphRepository(s).list_nodes(namespace, names(type, "type"), page_limit(limit) + 1, cursor)
         more = len(items) > limit
         items = items[:limit]
@@ -226,6 +227,7 @@ class Ops(DocumentOps):
         keys) or replaces it (``"replace"``). ``embed=True`` re-embeds the new content or name."""
         if data_mode not in ("merge", "replace"):
             raise InvalidInput(f"data_mode must be 'merge' or 'replace', got {data_mode!r}")
+        flag(embed, "embed")
         node_id = identifier(node_id, "node_id")
         values: dict[str, Any] = {}
         if name is not None:
@@ -344,25 +346,28 @@ class Ops(DocumentOps):
                                  types: Sequence[str] | None = None, *, schema: str | None = None) -> list[EdgeOut]:
         _direction(direction)
         node_id = identifier(node_id, "node_id")
-        async with self._session(schema) as s:
+        async with self._session(schema, one_read=True) as s:
             return await GraphRepository(s).edges_for_node(node_id, direction, names(types, "types"))
 
     async def traverse_graph(self, node_id: str, edge_types: Sequence[str] | None = None,
                              max_depth: int = 2, *, direction: Direction = "both",
                              max_nodes: int | None = None, namespace: str | None = None,
-                             schema: str | None = None) -> Traversal:
+                             include_edges: bool = True, schema: str | None = None) -> Traversal:
         """Nodes within `max_depth` steps of `node_id` (one recursive CTE, cycle-safe); an
-        unknown start node gives an empty result."""
+        unknown start node gives an empty result. ``include_edges=False`` leaves out the edges
+        walked (``edges`` is empty), for a cheaper walk when only the nodes matter."""
         node_id = identifier(node_id, "node_id")
         whole_number(max_depth, "max_depth", 0, MAX_DEPTH)
         _direction(direction)
+        flag(include_edges, "include_edges")
         if max_nodes is not None:
             whole_number(max_nodes, "max_nodes", 1, MAX_NODES)
         namespace = self._namespace_filter(namespace, schema)
         async with self._session(schema, one_read=True) as s:
             return await GraphRepository(s).traverse(
                 node_id, max_depth=max_depth, direction=direction,
-                edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace)
+                edge_types=names(edge_types, "edge_types"), max_nodes=max_nodes, namespace=namespace,
+                edges=include_edges)
 
     async def shortest_path(self, source_id: str, target_id: str, edge_types: Sequence[str] | None = None,
                             max_depth: int = 6, *, direction: Direction = "both",
@@ -418,7 +423,8 @@ class Ops(DocumentOps):
                                  edge_types: Sequence[str] | None = None,
                                  schema: str | None = None) -> list[TraversedNode]:
         """Nodes within `depth` steps of `node_id` along edges in either direction (not itself)."""
-        walked = await self.traverse_graph(node_id, edge_types, depth, direction="both", schema=schema)
+        walked = await self.traverse_graph(node_id, edge_types, depth, direction="both", include_edges=False,
+                                           schema=schema)
         return [n for n in walked.nodes if n.depth > 0]
 
     async def search_nodes(self, query: str | None = None, *, embedding: Sequence[float] | None = None,

@@ -82,6 +82,13 @@ def names(value: str | Sequence[str] | None, what: str) -> list[str] | None:
     return [identifier(v, what) for v in value]
 
 
+def flag(value: Any, what: str) -> bool:
+    """A yes/no option: True or False only (a string such as "false" would be truthy)."""
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be True or False, got {value!r}")
+    return value
+
+
 def whole_number(value: Any, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(f"{what} must be an integer from {low} to {high}, got {value!r}")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import NodeNotFound, translate_db_errors
 from ..models import Chunk, Edge, Node
-from ..schemas import Direction, EdgeOut, GraphPath, NodeHit, NodeOut, Traversal
+from ..schemas import Direction, EdgeOut, GraphPath, NodeHit, NodeOut, Traversal, parse_large
 from ..sql import search as search_sql
 from ..sql import traversal as traversal_sql
 
@@ -143,7 +143,7 @@ class GraphRepository:
         if isinstance(start, str):
             stmt = traversal_sql.traverse_by_id(options["direction"], bool(options.get("edge_types")),
                                                 options.get("namespace") is not None,
-                                                options.get("max_nodes") is not None)
+                                                options.get("max_nodes") is not None, options.get("edges", True))
             params = {"start_id": start, "max_depth": options["max_depth"]}
             for key in ("edge_types", "namespace", "max_nodes"):
                 if options.get(key):
@@ -151,7 +151,7 @@ class GraphRepository:
             raw = (await self.session.execute(stmt, params)).scalar_one()
         else:
             raw = (await self.session.execute(traversal_sql.traverse(start, **options))).scalar_one()
-        walk = Traversal.model_validate_json(raw)
+        walk = parse_large(Traversal, raw)
         if not isinstance(start, str):
             walk.seeds = [n.node.id for n in walk.nodes if n.depth == 0]
         return walk

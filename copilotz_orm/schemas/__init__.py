@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Direction = Literal["out", "in", "both"]
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def parse_large(model: type[_Model], raw: str | bytes) -> _Model:
+    """``model.model_validate_json(raw)`` with the cyclic garbage collector paused. A large
+    result is tens of thousands of new objects, none of them in a reference cycle, yet each
+    few hundred allocations start a collection that walks every young object again: on a walk
+    of 2,300 nodes and 13,000 edges that made the parse 4x slower (174 against 43 ms). The
+    collector is restarted only if it was running before."""
+    if not gc.isenabled():
+        return model.model_validate_json(raw)
+    gc.disable()
+    try:
+        return model.model_validate_json(raw)
+    finally:
+        gc.enable()
 
 
 class _Out(BaseModel):

@@ -47,13 +47,15 @@ def _ctid(table):
 
 
 def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: str | None = None,
-           *, full: bool = False) -> Subquery:
-    """Edges as (a -> b) steps in the walking direction, with the edge's id and ``row`` (its
-    ctid), or all its columns if `full`. With a namespace, only steps onto nodes of that
-    namespace: the walk never passes through others."""
+           *, carry: str = "address") -> Subquery:
+    """Edges as (a -> b) steps in the walking direction, with, by `carry`: the edge's id and
+    ``row`` (its ctid) ("address"), all its columns ("full"), or nothing more ("ends": then
+    the edge indexes alone answer, with no heap access once the table is vacuumed). With a
+    namespace, only steps onto nodes of that namespace: the walk never passes through others."""
 
     def oriented(a, b):
-        columns = EDGE_COLUMNS if full else [Edge.id, _ctid(Edge.__table__).label("row")]
+        columns = {"full": EDGE_COLUMNS, "ends": [],
+                   "address": [Edge.id, _ctid(Edge.__table__).label("row")]}[carry]
         stmt = select(a.label("a"), b.label("b"), *columns)
         if isinstance(edge_types, BindParameter):
             stmt = stmt.where(Edge.type.in_(edge_types))
@@ -72,11 +74,11 @@ def _steps(direction: Direction, edge_types: Sequence[str] | None, namespace: st
 
 
 def _bfs(seed: Select, *, max_depth: int, direction: Direction, edge_types: Sequence[str] | None,
-         namespace: str | None):
+         namespace: str | None, edges: bool = True):
     """The walk as a recursive CTE: one row per breadth-first round, with ``depth``, the
     ``frontier`` (an array of the node ids first reached in that round), ``seen`` (a JSONB object
     whose keys are every node reached so far: a key lookup is a binary search, where an array
-    would be scanned) and the edges walked onto the frontier as two parallel arrays,
+    would be scanned) and, if `edges`, the edges walked onto the frontier as two parallel arrays,
     ``edge_rows`` (their ctids) and ``walked_to`` (the node each led to), ordered by
     (walked_to, edge id).
 
@@ -85,28 +87,31 @@ def _bfs(seed: Select, *, max_depth: int, direction: Direction, edge_types: Sequ
     rows or JSON for every edge inside the recursion cost more than the walk itself, and the
     edges' rows are fetched once afterwards."""
     seed_ids = seed.subquery("seed_ids").c[0]
-    walk = select(
-        literal(0, Integer).label("depth"),
-        func.array_agg(seed_ids, type_=ARRAY(Text)).label("frontier"),
-        func.jsonb_object_agg(seed_ids, 0, type_=JSONB).label("seen"),
-        cast(null(), ARRAY(_Tid())).label("edge_rows"),
-        cast(null(), ARRAY(Text)).label("walked_to"),
-    ).cte("walk", recursive=True)
+    first = [literal(0, Integer).label("depth"),
+             func.array_agg(seed_ids, type_=ARRAY(Text)).label("frontier"),
+             func.jsonb_object_agg(seed_ids, 0, type_=JSONB).label("seen")]
+    if edges:
+        first += [cast(null(), ARRAY(_Tid())).label("edge_rows"), cast(null(), ARRAY(Text)).label("walked_to")]
+    walk = select(*first).cte("walk", recursive=True)
     prev = walk.alias("prev")
-    steps = _steps(direction, edge_types, namespace)
-    onto_new = (select(steps.c.b, steps.c.id, steps.c.row)
-                .where(steps.c.a == func.any(prev.c.frontier), ~prev.c.seen.has_key(steps.c.b))
-                .correlate(prev).lateral("onto_new"))
-    walked_order = (onto_new.c.b, onto_new.c.id)
-    nxt = select(
-        func.array_agg(onto_new.c.b.distinct(), type_=ARRAY(Text)).label("frontier"),
-        func.jsonb_object_agg(onto_new.c.b, 0, type_=JSONB).label("added"),
-        func.array_agg(aggregate_order_by(onto_new.c.row, *walked_order), type_=ARRAY(_Tid())).label("edge_rows"),
-        func.array_agg(aggregate_order_by(onto_new.c.b, *walked_order), type_=ARRAY(Text)).label("walked_to"),
-    ).lateral("nxt")
+    steps = _steps(direction, edge_types, namespace, carry="address" if edges else "ends")
+    onto_new = select(steps.c.b, *([steps.c.id, steps.c.row] if edges else []))
+    onto_new = (onto_new.where(steps.c.a == func.any(prev.c.frontier), ~prev.c.seen.has_key(steps.c.b))
+                .correlate(prev))
+    if not edges:  # several frontier nodes may reach the same new node
+        onto_new = onto_new.distinct()
+    onto_new = onto_new.lateral("onto_new")
+    aggregates = [func.array_agg(onto_new.c.b.distinct() if edges else onto_new.c.b, type_=ARRAY(Text)).label("frontier"),
+                  func.jsonb_object_agg(onto_new.c.b, 0, type_=JSONB).label("added")]
+    if edges:
+        walked_order = (onto_new.c.b, onto_new.c.id)
+        aggregates += [
+            func.array_agg(aggregate_order_by(onto_new.c.row, *walked_order), type_=ARRAY(_Tid())).label("edge_rows"),
+            func.array_agg(aggregate_order_by(onto_new.c.b, *walked_order), type_=ARRAY(Text)).label("walked_to")]
+    nxt = select(*aggregates).lateral("nxt")
+    carried = [nxt.c.edge_rows, nxt.c.walked_to] if edges else []
     return walk.union_all(
-        select(prev.c.depth + 1, nxt.c.frontier, prev.c.seen.op("||")(nxt.c.added).label("seen"),
-               nxt.c.edge_rows, nxt.c.walked_to)
+        select(prev.c.depth + 1, nxt.c.frontier, prev.c.seen.op("||")(nxt.c.added).label("seen"), *carried)
         .select_from(prev.join(nxt, true()))
         .where(prev.c.depth < max_depth, nxt.c.frontier.is_not(None))
     )
@@ -129,12 +134,9 @@ def start_ids(start: str, namespace: str | None = None) -> Select:
     return seed.where(Node.namespace == namespace) if namespace is not None else seed
 
 
-def _node_json(table):
-    return func.json_build_object(*[x for c in NODE_COLUMNS for x in (c.key, table.c[c.key])])
-
-
 @lru_cache(maxsize=128)
-def traverse_by_id(direction: Direction, typed: bool, namespaced: bool, limited: bool) -> Select:
+def traverse_by_id(direction: Direction, typed: bool, namespaced: bool, limited: bool,
+                   edges: bool = True) -> Select:
     """:func:`traverse` from one node, built once per shape and reused: building and keying a
     statement this size costs more than running it on a small graph. Parameters: ``start_id``,
     ``max_depth``, and ``edge_types`` (a list), ``namespace``, ``max_nodes`` when the shape says so."""
@@ -142,26 +144,41 @@ def traverse_by_id(direction: Direction, typed: bool, namespaced: bool, limited:
         bindparam("start_id", type_=Text), max_depth=bindparam("max_depth", type_=Integer), direction=direction,
         edge_types=bindparam("edge_types", expanding=True) if typed else None,
         max_nodes=bindparam("max_nodes", type_=Integer) if limited else None,
-        namespace=bindparam("namespace", type_=Text) if namespaced else None)
+        namespace=bindparam("namespace", type_=Text) if namespaced else None, edges=edges)
 
 
 def traverse(start: str | Select, *, max_depth: int, direction: Direction = "both",
              edge_types: Sequence[str] | None = None, max_nodes: int | None = None,
-             namespace: str | None = None) -> Select:
+             namespace: str | None = None, edges: bool = True) -> Select:
     """One row, one column ``result``: the walk as JSON in the shape of
     :class:`~copilotz_orm.schemas.Traversal` (nodes with their depth, in depth order, and the
-    edges walked: each from a node at depth d-1 to one at depth d). PostgreSQL builds the JSON
-    and pydantic parses it in one pass, which is much cheaper than a Python object per row.
-    `start` is a node id, or a SELECT of node ids to start from together (depth 0)."""
+    edges walked: each from a node at depth d-1 to one at depth d; none unless `edges`).
+    PostgreSQL builds the JSON and pydantic parses it in one pass, which is much cheaper than a
+    Python object per row. `start` is a node id, or a SELECT of node ids to start from together
+    (depth 0)."""
     seed = start if isinstance(start, Select) else start_ids(start, namespace)
-    walk = _bfs(seed, max_depth=max_depth, direction=direction, edge_types=edge_types, namespace=namespace)
-    # One index scan per round for the whole frontier, not one per node.
-    walked = select(*NODE_COLUMNS, walk.c.depth).join_from(walk, Node.__table__, Node.id == func.any(walk.c.frontier))
+    walk = _bfs(seed, max_depth=max_depth, direction=direction, edge_types=edge_types, namespace=namespace,
+                edges=edges)
+    # One index scan per round for the whole frontier, not one per node. The lateral row has
+    # exactly NodeOut's columns, so row_to_json turns it into JSON in one call (a
+    # json_build_object of name/value pairs costs about twice as much per row).
+    reached = select(*NODE_COLUMNS).where(Node.id == func.any(walk.c.frontier))
     if namespace is not None:
-        walked = walked.where(Node.namespace == namespace)
+        reached = reached.where(Node.namespace == namespace)
+    reached = reached.lateral("reached")
+    walked = (select(func.row_to_json(reached.table_valued()).label("node"), reached.c.id, walk.c.depth)
+              .select_from(walk.join(reached, true())))
     if max_nodes is not None:
-        walked = walked.order_by(walk.c.depth, Node.id).limit(max_nodes)
+        walked = walked.order_by(walk.c.depth, reached.c.id).limit(max_nodes)
     walked = walked.cte("walked")
+    nodes = (select(func.coalesce(func.json_agg(aggregate_order_by(
+                 func.json_build_object("node", walked.c.node, "depth", walked.c.depth),
+                 walked.c.depth, walked.c.id)), func.json_build_array()))
+             .scalar_subquery())
+    start_id = cast(None if isinstance(start, Select) else start, Text)
+    if not edges:
+        return select(func.json_build_object("start_id", start_id, "nodes", nodes, "edges", func.json_build_array())
+                      .cast(Text).label("result"))
 
     # Each round's edges are already in (walked_to, id) order, so (depth, ordinality) keeps the
     # order (depth, walked_to, id) without sorting on text again.
@@ -170,18 +187,13 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
                    .render_derived("round_edge"))
     edges_table = Edge.__table__
     edge_rows = (select(func.coalesce(func.json_agg(aggregate_order_by(
-                     _edge_json(edges_table), walk.c.depth, round_edges.c.position)), func.json_build_array()))
+                     func.row_to_json(edges_table.table_valued()), walk.c.depth, round_edges.c.position)),
+                     func.json_build_array()))
                  .select_from(walk.join(round_edges, true())
                               .join(edges_table, _ctid(edges_table) == round_edges.c.edge_row)))
     if max_nodes is not None:  # only edges onto nodes that made the cut
         edge_rows = edge_rows.where(round_edges.c.walked_to.in_(select(walked.c.id)))
-    edges = edge_rows.scalar_subquery()
-    nodes = (select(func.coalesce(func.json_agg(aggregate_order_by(
-                 func.json_build_object("node", _node_json(walked), "depth", walked.c.depth),
-                 walked.c.depth, walked.c.id)), func.json_build_array()))
-             .scalar_subquery())
-    start_id = None if isinstance(start, Select) else start
-    return select(func.json_build_object("start_id", cast(start_id, Text), "nodes", nodes, "edges", edges)
+    return select(func.json_build_object("start_id", start_id, "nodes", nodes, "edges", edge_rows.scalar_subquery())
                   .cast(Text).label("result"))
 
 
@@ -192,11 +204,11 @@ def shortest_path(source_id: str, target_id: str, *, max_depth: int, direction: 
     the edge taken from it towards the target (null on the target). Among equally short paths
     the one through the smallest ids is taken, so the answer is stable."""
     best = _levels(_bfs(start_ids(source_id), max_depth=max_depth, direction=direction,
-                        edge_types=edge_types, namespace=None))
+                        edge_types=edge_types, namespace=None, edges=False))
     back = (select(best.c.node_id, best.c.depth, null().cast(JSON).label("next"))
             .where(best.c.node_id == target_id).cte("back", recursive=True))
     here = back.alias("here")
-    steps = _steps(direction, edge_types, full=True)
+    steps = _steps(direction, edge_types, carry="full")
     parent = best.alias("parent")
     hop = (select(steps.c.a.label("node_id"), _edge_json(steps).label("next"))
            .join(parent, (parent.c.node_id == steps.c.a) & (parent.c.depth == here.c.depth - 1))

@@ -96,6 +96,24 @@ async def test_hub_with_max_nodes(db, ns):
     assert hub.id != f"{ns}:hub"  # a node created by name is a different node from the imported one
     full = await db.ops.traverse_graph(f"{ns}:hub", max_depth=2)
     assert len(full.nodes) == 1201
+    bare = await db.ops.traverse_graph(f"{ns}:hub", max_depth=1, max_nodes=100, include_edges=False)
+    assert bare.nodes == walked.nodes and bare.edges == [] and len(walked.edges) == 99
+
+
+async def test_walk_without_edges_keeps_every_option(db, ns):
+    """include_edges=False changes what comes back, not which nodes: with edge types, a
+    namespace, a direction and a cap, the nodes are the full walk's, in the same order."""
+    other = ns + "-other"
+    await db.ops.import_edge_list([("a", "b"), ("b", "c"), ("c", "a"), ("a", "d")], namespace=ns, edge_type="R")
+    await db.ops.import_edge_list([("x", "y")], namespace=other, edge_type="R")
+    await db.ops.create_edge(source_id=f"{ns}:d", target_id=f"{other}:x", type="R")
+    await db.ops.import_edge_list([("b", "e")], namespace=ns, edge_type="S")
+    for options in ({}, {"edge_types": ["R"]}, {"namespace": ns}, {"direction": "out"}, {"max_nodes": 3},
+                    {"edge_types": ["S", "R"], "namespace": ns, "direction": "in", "max_nodes": 2}):
+        full = await db.ops.traverse_graph(f"{ns}:a", max_depth=3, **options)
+        bare = await db.ops.traverse_graph(f"{ns}:a", max_depth=3, include_edges=False, **options)
+        assert bare.nodes == full.nodes and bare.edges == [], options
+        assert full.edges or len(full.nodes) == 1, options
 
 
 async def test_traverse_is_one_statement(db, ns):

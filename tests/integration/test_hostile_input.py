@@ -103,7 +103,7 @@ async def test_very_long_queries_still_search(db, ns):
 
 
 @pytest.mark.parametrize("kwargs", [{"max_depth": True}, {"max_nodes": 2**63}, {"max_nodes": 0},
-                                    {"namespace": ""}])
+                                    {"namespace": ""}, {"include_edges": "false"}, {"include_edges": None}])
 async def test_bad_traversal_arguments(db, kwargs):
     with pytest.raises(InvalidInput):
         await db.ops.traverse_graph("x", **kwargs)
@@ -201,3 +201,14 @@ async def test_documents_and_chunks_are_changed_through_ingestion_only(db, ns):
     assert await db.ops.delete_node(doc.id) is True  # a document node goes with its chunks
     async with db.session() as s:
         assert await s.scalar(select(func.count()).select_from(Node).where(Node.source_id == doc.id)) == 0
+
+
+@pytest.mark.parametrize("embed", ["false", 0, None])
+async def test_embed_is_a_real_boolean(db, ns, embed):
+    """A string "false" is truthy: taking it as a yes would embed (and call the model) unasked."""
+    with pytest.raises(InvalidInput, match="embed must be True or False"):
+        await db.ops.create_node(namespace=ns, type="entity", name="n", embed=embed)
+    node = await db.ops.create_node(namespace=ns, type="entity", name="n")
+    with pytest.raises(InvalidInput, match="embed must be True or False"):
+        await db.ops.update_node(node.id, content="c", embed=embed)
+    assert (await db.ops.get_node_by_id(node.id)).content is None

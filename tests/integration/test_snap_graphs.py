@@ -47,7 +47,14 @@ async def test_traversal_matches_networkx(db, tenant, name):
                     hops = [n.name for n in path.nodes]
                     assert len(hops) - 1 == expected[target] and hops[0] == start and hops[-1] == target
                     assert all(view.has_edge(u, v) for u, v in zip(hops, hops[1:]))
-                # every walked edge leads one level deeper
-                assert all(got[e.target_id.split(":", 1)[1]] == got[e.source_id.split(":", 1)[1]] + 1
-                           or got[e.source_id.split(":", 1)[1]] == got[e.target_id.split(":", 1)[1]] + 1
-                           for e in walked.edges)
+                # the edges walked are exactly the graph's edges from one level onto the next, once each
+                deeper = {"out": lambda s, t: got.get(t) == got.get(s, -2) + 1,
+                          "in": lambda s, t: got.get(s) == got.get(t, -2) + 1,
+                          "both": lambda s, t: abs(got.get(s, -9) - got.get(t, -9)) == 1}[direction]
+                want = {(f"{name}:{s}", f"{name}:{t}") for s, t in set(pairs) if deeper(s, t)}
+                assert {(e.source_id, e.target_id) for e in walked.edges} == want
+                assert len(walked.edges) == len(want)
+                bare = await db.ops.traverse_graph(f"{name}:{start}", max_depth=depth, direction=direction,
+                                                   include_edges=False, schema=tenant)
+                assert [(n.node.id, n.depth) for n in bare.nodes] == [(n.node.id, n.depth) for n in walked.nodes]
+                assert bare.edges == []

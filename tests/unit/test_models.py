@@ -33,3 +33,27 @@ def test_traversal_is_one_recursive_cte_translated_to_the_tenant():
     assert "UNION ALL" in sql  # both directions walk each edge either way
     assert "acme.nodes" in sql and "acme.edges" in sql
     assert "copilotz." not in sql
+
+
+def test_parse_large_leaves_the_collector_as_it_found_it():
+    import gc
+
+    import pydantic
+    import pytest
+
+    from copilotz_orm.schemas import Traversal, parse_large
+
+    raw = ('{"start_id": "a", "nodes": [{"node": {"id": "a", "namespace": "n", "type": "t", "name": "a", '
+           '"created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00"}, "depth": 0}], '
+           '"edges": []}')
+    assert parse_large(Traversal, raw) == Traversal.model_validate_json(raw)
+    assert gc.isenabled()
+    with pytest.raises(pydantic.ValidationError):
+        parse_large(Traversal, raw.replace('"depth": 0', '"depth": "deep"'))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_large(Traversal, raw)
+        assert not gc.isenabled()  # a host that turned it off keeps it off
+    finally:
+        gc.enable()

@@ -260,8 +260,8 @@ async def main() -> None:
               "original + models = the same plus turning its records into the `Traversal` that traverse_graph "
               "returns (what a caller of that algorithm pays for the same objects); nodes only = "
               "traverse_graph(include_edges=False), what find_related_nodes runs; "
-              "networkx = in-memory BFS (node ids only). Each graph is VACUUMed after its load, and the three "
-              "database methods (four with nodes only) take turns going first. The last two columns time the floor's JSON text "
+              "networkx = in-memory BFS (node ids only). Each graph is VACUUMed after its load, and the "
+              "four database methods take turns going first. The last two columns time the floor's JSON text "
               "parsed into the `Traversal` models as traverse_graph does (`parse_large`) and with json.loads (what the "
               "floor does), outside the timings."]
     async with await create_database(DbConfig(url=":memory:", embedding=EmbeddingConfig(model="hashing"))) as db:

@@ -1,6 +1,6 @@
 """copilotz_orm: threads, events, a knowledge graph, RAG and a work queue on PostgreSQL."""
 
-from . import errors
+from . import errors, export
 from .config import DbConfig, EmbeddingConfig
 from .database import Database, create_database
 from .embedded import EmbeddedServer, embedded_server
@@ -14,7 +14,7 @@ from .scopes import Tenant, Transaction
 from .tenancy import tenant_engine, validate_schema_name
 
 __all__ = [
-    "errors", "CopilotzError", "DbConfig", "EmbeddingConfig", "Database", "create_database", "Ops",
+    "errors", "export", "CopilotzError", "DbConfig", "EmbeddingConfig", "Database", "create_database", "Ops",
     "Embedder", "HashingEmbedder", "LocalEmbedder", "MAX_DEPTH", "validate_schema_name",
     "tenant_engine", "Tenant", "Transaction", "migrate_all", "EmbeddedServer", "embedded_server",
     "Base", "Thread", "Event", "QueueItem", "Node", "Edge", "Document", "Chunk", "EmbeddingSpace", "PendingEmbedding",

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from . import MAX_DEPTH, CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, validate_schema_name
+from . import MAX_DEPTH, CopilotzError, Database, DbConfig, EmbeddingConfig, create_database, export, validate_schema_name
 from .config import ENV_URL, parse_url
 from .errors import DocumentError, MigrationError
 from .rag import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, MAX_CHUNK_SIZE, STRATEGIES
@@ -364,6 +364,8 @@ async def traverse(db: Database, node: str, depth: int, direction: str, types: t
     shown = result.nodes[:20]
     out.print("  " + _plain(", ".join(f"{n.node.name}@{n.depth}" for n in shown))
               + (" …" if len(result.nodes) > len(shown) else ""), highlight=False)
+    if result.truncated:
+        err.print(f"stopped at --max-nodes {max_nodes}: more nodes are within {depth} steps", highlight=False)
 
 
 @graph.command("export")
@@ -382,8 +384,12 @@ async def export_graph(db: Database, node: str, depth: int, fmt: str, direction:
                        namespace: str | None, max_nodes: int, output: Path | None) -> None:
     """Draw the subgraph around NODE (an HTML page by default; also Mermaid, DOT, JSON)."""
     start = await _resolve(db, node, namespace)
-    text = await db.ops.export_subgraph(start.id, depth, fmt, edge_types=list(types) or None,
-                                        direction=direction, max_nodes=max_nodes)
+    walk = await db.ops.traverse_graph(start.id, list(types) or None, depth, direction=direction,
+                                       max_nodes=max_nodes)
+    text = export.render(walk, fmt, title=export.title(walk, depth, direction))
+    if walk.truncated:
+        err.print(f"drew the first {max_nodes} nodes (--max-nodes): more are within {depth} steps; "
+                  "raise --max-nodes or lower --depth to see them all", highlight=False)
     if output is None and fmt == "html":
         output = Path("subgraph.html")
     if output is None:

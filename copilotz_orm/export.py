@@ -23,9 +23,12 @@ def _label(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+CAPPED = "capped by max_nodes: more nodes are within reach than are shown"
+
+
 def to_mermaid(walk: Traversal) -> str:
     index = {n.node.id: f"n{i}" for i, n in enumerate(walk.nodes)}
-    lines = ["graph LR"]
+    lines = ["graph LR"] + ([f"  %% {CAPPED}"] if walk.truncated else [])
     for n in walk.nodes:
         label = _label(f"{n.node.name} ({n.node.type})").replace('"', "#quot;")
         lines.append(f'  {index[n.node.id]}["{label}"]')
@@ -42,6 +45,8 @@ def _dot_string(text: str) -> str:
 
 def to_dot(walk: Traversal) -> str:
     lines = ["digraph subgraph_export {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
+    if walk.truncated:
+        lines.insert(1, f"  // {CAPPED}")
     for n in walk.nodes:
         lines.append(f"  {_dot_string(n.node.id)} [label={_dot_string(_label(n.node.name))}, "
                      f"tooltip={_dot_string(n.node.type)}];")
@@ -116,7 +121,8 @@ def to_html(walk: Traversal, title: str = "copilotz-orm subgraph") -> str:
                          f'{esc(_label(n.node.name, 28))}</text>')
         parts.append("</g>")
     legend = "".join(f'<span><i style="background:{colour[t]}"></i>{esc(t)}</span>' for t in types)
-    data = esc(json.dumps({"nodes": len(walk.nodes), "edges": len(walk.edges)}))
+    data = esc(json.dumps({"nodes": len(walk.nodes), "edges": len(walk.edges), "truncated": walk.truncated}))
+    capped = f" <strong>{esc(CAPPED[0].upper() + CAPPED[1:])}.</strong>" if walk.truncated else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>
@@ -129,7 +135,7 @@ text {{ font-size: 11px; fill: #333; pointer-events: none; }}
 </style></head>
 <body data-counts="{data}">
 <h1>{esc(title)}</h1>
-<p>{len(walk.nodes)} nodes, {len(walk.edges)} edges. Rings are depths from the start; hover for details.</p>
+<p>{len(walk.nodes)} nodes, {len(walk.edges)} edges.{capped} Rings are depths from the start; hover for details.</p>
 <p class="legend">{legend}</p>
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size:.0f} {size:.0f}" width="{size:.0f}" height="{size:.0f}">
 <defs><marker id="arrow" viewBox="0 0 10 10" refX="16" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
@@ -137,6 +143,11 @@ text {{ font-size: 11px; fill: #333; pointer-events: none; }}
 {''.join(parts)}
 </svg></body></html>
 """
+
+
+def title(walk: Traversal, depth: int, direction: str) -> str:
+    start = walk.nodes[0].node
+    return f"{start.name} ({start.type}): {depth} steps {direction}"
 
 
 def render(walk: Traversal, fmt: str, title: str = "copilotz-orm subgraph") -> str:

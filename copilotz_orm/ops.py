@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import export
-from .errors import Conflict, EmbeddingMismatch, InvalidInput, NodeNotFound
+from .errors import Conflict, EmbeddingMismatch, InvalidInput, NodeNotFound, translate_db_errors
 from .models import Edge, Node, new_id
 from .models.graph import CHUNK, DOCUMENT, ENTITY
 from .repositories import GraphRepository
@@ -105,12 +105,21 @@ class Ops(DocumentOps):
             # leaves nothing behind and the caller may catch its error and go on.
             async with self._tx.lock:
                 self._tx.check_open()
-                async with self._tx.session.begin_nested():
-                    yield self._tx.session
+                try:
+                    async with self._tx.session.begin_nested():
+                        yield self._tx.session
+                except asyncio.CancelledError:
+                    # Cut off mid-statement (a timeout, a cancelled task): the driver drops the
+                    # connection, and the transaction with it.
+                    self._tx.cancelled = True
+                    raise
             return
         refuse_second_connection(self._db)
         async with self._db.session(schema, one_read=one_read) as session:
-            yield session
+            # Our own statements on our own tables: a missing table means the schema was dropped
+            # or damaged behind our back (typed, and the schema is checked again next time).
+            with translate_db_errors(f"schema {schema!r}" if schema else "default schema"):
+                yield session
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         await self._db.adopt_recorded_model()
@@ -416,8 +425,7 @@ class Ops(DocumentOps):
                                          max_nodes=max_nodes, schema=schema)
         if not walk.nodes:
             raise NodeNotFound(f"no node {node_id!r} in this schema")
-        start = walk.nodes[0].node
-        return export.render(walk, format, title=f"{start.name} ({start.type}): {depth} steps {direction}")
+        return export.render(walk, format, title=export.title(walk, depth, direction))
 
     async def find_related_nodes(self, node_id: str, depth: int = 1, *,
                                  edge_types: Sequence[str] | None = None,

@@ -79,6 +79,8 @@ def names(value: str | Sequence[str] | None, what: str) -> list[str] | None:
         return [identifier(value, what)]
     if not isinstance(value, Sequence):
         raise InvalidInput(f"{what} must be a string or a list of strings, got {type(value).__name__}")
+    if not value:  # a filter that matches nothing, or no filter? Neither guess is safe.
+        raise InvalidInput(f"{what} is an empty list: name at least one, or pass None for all")
     return [identifier(v, what) for v in value]
 
 

@@ -155,6 +155,12 @@ class Tenant(_Scoped):
         return f"Tenant(schema={self.scope.schema!r}, namespace={self.scope.namespace!r})"
 
 
+CANCELLED = ("an op in this transaction was cancelled mid-statement (a timeout or a cancelled task): the "
+             "connection was reset and the transaction with it, so nothing in it will be stored. Start a new "
+             "db.transaction(). To bound an op's time and keep the transaction, let PostgreSQL stop it: after "
+             "SET LOCAL statement_timeout in tx.session, a slow op raises QueryCanceled and only it is undone.")
+
+
 class Transaction(_Scoped):
     """Several operations in one transaction: ``tx.ops`` composes ops, ``tx.session`` is the ORM
     session for your own queries on our models. It commits when the ``async with`` block ends
@@ -169,6 +175,7 @@ class Transaction(_Scoped):
         self.session = session
         self.db = db
         self.open = True
+        self.cancelled = False
         self.lock = asyncio.Lock()
         self.ops = Ops(db, scope=scope, transaction=self)
 
@@ -176,6 +183,8 @@ class Transaction(_Scoped):
         if not self.open:
             raise InvalidInput("this transaction has ended (its async with block is over); "
                                "open a new one with db.transaction()")
+        if self.cancelled:
+            raise TransactionAborted(CANCELLED)
         if self.session.bind.info.get(ABORTED):
             raise TransactionAborted(
                 "a statement of yours failed in this transaction and its error was caught: PostgreSQL has "

@@ -78,6 +78,8 @@ class Traversal(BaseModel):
     seeds: list[str] = Field(default_factory=list)
     nodes: list[TraversedNode]
     edges: list[EdgeOut]
+    truncated: bool = False
+    """True when ``max_nodes`` cut the walk short: more nodes are within ``max_depth``."""
 
     def node_ids(self) -> set[str]:
         return {n.node.id for n in self.nodes}

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from sqlalchemy import (
-    JSON, BindParameter, Integer, Select, Subquery, Text, bindparam, cast, column, func, literal, null, select, true,
-    union_all,
+    JSON, BindParameter, Integer, Select, Subquery, Text, bindparam, cast, column, false, func, literal, null, select,
+    true, union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.types import UserDefinedType
@@ -176,9 +176,12 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
                  walked.c.depth, walked.c.id)), func.json_build_array()))
              .scalar_subquery())
     start_id = cast(None if isinstance(start, Select) else start, Text)
+    # The rounds' frontiers are disjoint, so their sizes add up to every node within reach.
+    truncated = (select(func.coalesce(func.sum(func.cardinality(walk.c.frontier)), 0) > max_nodes).scalar_subquery()
+                 if max_nodes is not None else false())
     if not edges:
-        return select(func.json_build_object("start_id", start_id, "nodes", nodes, "edges", func.json_build_array())
-                      .cast(Text).label("result"))
+        return select(func.json_build_object("start_id", start_id, "nodes", nodes, "edges", func.json_build_array(),
+                                             "truncated", truncated).cast(Text).label("result"))
 
     # Each round's edges are already in (walked_to, id) order, so (depth, ordinality) keeps the
     # order (depth, walked_to, id) without sorting on text again.
@@ -193,8 +196,8 @@ def traverse(start: str | Select, *, max_depth: int, direction: Direction = "bot
                               .join(edges_table, _ctid(edges_table) == round_edges.c.edge_row)))
     if max_nodes is not None:  # only edges onto nodes that made the cut
         edge_rows = edge_rows.where(round_edges.c.walked_to.in_(select(walked.c.id)))
-    return select(func.json_build_object("start_id", start_id, "nodes", nodes, "edges", edge_rows.scalar_subquery())
-                  .cast(Text).label("result"))
+    return select(func.json_build_object("start_id", start_id, "nodes", nodes, "edges", edge_rows.scalar_subquery(),
+                                         "truncated", truncated).cast(Text).label("result"))
 
 
 def shortest_path(source_id: str, target_id: str, *, max_depth: int, direction: Direction = "both",

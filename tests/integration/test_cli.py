@@ -128,7 +128,13 @@ def test_graph_export_formats(workdir):
     dot = run(workdir, "graph", "export", "1", "-n", "g", "--format", "dot", "-o", "g.dot")
     assert (workdir / "g.dot").read_text().startswith("digraph") and dot.returncode == 0
     data = json.loads(run(workdir, "graph", "export", "1", "-n", "g", "--format", "json", "--depth", "3").stdout)
-    assert {n["node"]["name"] for n in data["nodes"]} == {"1", "2", "3", "4"}
+    assert {n["node"]["name"] for n in data["nodes"]} == {"1", "2", "3", "4"} and data["truncated"] is False
+    capped = run(workdir, "graph", "export", "1", "-n", "g", "--max-nodes", "2", "--format", "json")
+    assert len(json.loads(capped.stdout)["nodes"]) == 2 and json.loads(capped.stdout)["truncated"] is True
+    assert "drew the first 2 nodes (--max-nodes): more are within 2 steps" in capped.stderr
+    walked = run(workdir, "graph", "traverse", "1", "-n", "g", "--max-nodes", "3")
+    assert "stopped at --max-nodes 3" in walked.stderr
+    assert "--max-nodes" not in run(workdir, "graph", "traverse", "1", "-n", "g", "--max-nodes", "4").stderr
 
 
 def test_reembed_command(workdir):

@@ -98,6 +98,15 @@ async def test_hub_with_max_nodes(db, ns):
     assert len(full.nodes) == 1201
     bare = await db.ops.traverse_graph(f"{ns}:hub", max_depth=1, max_nodes=100, include_edges=False)
     assert bare.nodes == walked.nodes and bare.edges == [] and len(walked.edges) == 99
+    assert walked.truncated and bare.truncated and not full.truncated
+    exact = await db.ops.traverse_graph(f"{ns}:hub", max_depth=1, max_nodes=1201)
+    assert len(exact.nodes) == 1201 and not exact.truncated  # all of them fit: nothing was cut
+    assert (await db.ops.traverse_graph(f"{ns}:hub", max_depth=1, max_nodes=1200)).truncated
+    html = await db.ops.export_subgraph(f"{ns}:hub", 1, "html", max_nodes=10)
+    assert html.count("<circle") == 10 and "Capped by max_nodes" in html
+    assert "%% capped by max_nodes" in await db.ops.export_subgraph(f"{ns}:hub", 1, "mermaid", max_nodes=10)
+    assert "// capped by max_nodes" in await db.ops.export_subgraph(f"{ns}:hub", 1, "dot", max_nodes=10)
+    assert "capped" not in await db.ops.export_subgraph(f"{ns}:hub", 1, "dot", max_nodes=None)
 
 
 async def test_walk_without_edges_keeps_every_option(db, ns):

@@ -103,7 +103,8 @@ async def test_very_long_queries_still_search(db, ns):
 
 
 @pytest.mark.parametrize("kwargs", [{"max_depth": True}, {"max_nodes": 2**63}, {"max_nodes": 0},
-                                    {"namespace": ""}, {"include_edges": "false"}, {"include_edges": None}])
+                                    {"namespace": ""}, {"include_edges": "false"}, {"include_edges": None},
+                                    {"edge_types": []}])
 async def test_bad_traversal_arguments(db, kwargs):
     with pytest.raises(InvalidInput):
         await db.ops.traverse_graph("x", **kwargs)

@@ -185,6 +185,23 @@ async def test_a_schema_dropped_behind_our_back_is_a_typed_error_then_comes_back
     assert [n.id for n in (await ops.get_nodes_by_namespace()).items] == [again.id]
 
 
+@pytest.mark.parametrize("read", [
+    lambda ops, node: ops.get_node_by_id(node), lambda ops, node: ops.get_nodes_by_namespace(),
+    lambda ops, node: ops.get_edges_for_node(node), lambda ops, node: ops.traverse_graph(node),
+    lambda ops, node: ops.find_related_nodes(node), lambda ops, node: ops.shortest_path(node, node),
+])
+async def test_a_read_on_a_dropped_schema_is_typed_too(db, tenant, ns, read):
+    """Reads run no BEGIN of their own: the missing tables must still be a TenantNotFound, and
+    the schema checked (here: provisioned) again on the next call, as for writes."""
+    ops = db.tenant(tenant, namespace=ns).ops
+    node = await ops.create_node(type="entity", name="before")
+    async with db.engine.begin() as conn:
+        await conn.execute(DropSchema(tenant, cascade=True))
+    with pytest.raises(TenantNotFound, match="dropped or damaged since"):
+        await read(ops, node.id)
+    assert await ops.get_node_by_id(node.id) is None  # provisioned again, empty
+
+
 async def test_warm_cache_skips_a_schema_missing_a_table(db, tenant):
     await db.provision_schema(tenant)
     async with db.engine.begin() as conn:

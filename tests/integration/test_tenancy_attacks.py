@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from copilotz_orm import migrations, tenant_engine
 from copilotz_orm.errors import (
-    ConfigError, InvalidInput, InvalidSchemaName, MigrationError, TransactionAborted,
+    ConfigError, InvalidInput, InvalidSchemaName, MigrationError, QueryCanceled, TransactionAborted,
 )
 from copilotz_orm.scopes import ambient_scope
 
@@ -237,3 +237,27 @@ async def test_provisioning_refuses_a_schema_holding_tables_with_our_names(db):
     finally:
         async with db.engine.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
+
+
+async def test_an_op_cancelled_mid_statement_ends_the_transaction_loudly(db, tenant, ns):
+    """asyncio.wait_for cutting an op off mid-statement resets the connection: later ops and the
+    end of the block say so (typed), and nothing is stored. A statement_timeout instead lets
+    PostgreSQL stop the op, and only that op is undone."""
+    ops = db.tenant(tenant, namespace=ns).ops
+    node = await ops.create_node(type="t", name="locked")
+    async with db.engine.connect() as other:  # holds the node's row lock, so an update waits
+        await other.execute(text(f'SELECT 1 FROM "{tenant}".nodes WHERE id = :id FOR UPDATE'), {"id": node.id})
+        with pytest.raises(TransactionAborted, match="cancelled mid-statement"):
+            async with db.transaction(schema=tenant, namespace=ns) as tx:
+                await tx.ops.create_node(type="t", name="lost")
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(tx.ops.update_node(node.id, name="renamed"), 0.3)
+                with pytest.raises(TransactionAborted, match="cancelled mid-statement"):
+                    await tx.ops.get_node_by_id(node.id)
+        async with db.transaction(schema=tenant, namespace=ns) as tx:
+            await tx.session.execute(text("SET LOCAL statement_timeout = '300ms'"))
+            with pytest.raises(QueryCanceled):
+                await tx.ops.update_node(node.id, name="renamed")
+            await tx.ops.create_node(type="t", name="kept")
+        await other.rollback()
+    assert sorted(n.name for n in (await ops.get_nodes_by_namespace()).items) == ["kept", "locked"]

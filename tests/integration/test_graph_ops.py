@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from copilotz_orm import Chunk, Edge, Node
 from copilotz_orm.errors import Conflict, InvalidInput, NodeNotFound
@@ -99,6 +99,37 @@ async def test_delete_node_takes_edges_and_document_chunks(db, ns):
         assert await s.scalar(select(func.count()).select_from(Edge).where(Edge.target_id == doc.id)) == 0
     again = await db.ops.ingest_text("words " * 500, namespace=ns, chunk_size=50)
     assert again.created  # nothing of the old copy is left to deduplicate against
+
+
+@pytest.mark.parametrize("how", ["orm", "core"])
+@pytest.mark.filterwarnings("error")  # the ORM must not warn that its DELETE of the node row matched nothing
+async def test_a_document_deleted_by_your_own_session_takes_its_chunk_nodes(db, tenant, ns, how):
+    """session.delete(document), or a DELETE on the documents table (not delete_document): the
+    chunks' node rows and their edges go too, so no search or walk finds them. (A DELETE on the
+    documents table alone leaves the document's own node row, as for any joined-inheritance row.)"""
+    from copilotz_orm import Document
+
+    ops = db.tenant(tenant, namespace=ns).ops
+    doc = (await ops.ingest_text("walrus tusks and whiskers " * 200, chunk_size=50)).document
+    other = (await ops.ingest_text("penguins in the snow " * 200, chunk_size=50)).document
+    async with db.tenant(tenant).session() as s:
+        chunk_ids = list(await s.scalars(select(Chunk.id).where(Chunk.document_id == doc.id)))
+        assert len(chunk_ids) > 2 and await s.scalar(
+            select(func.count()).select_from(Edge).where(Edge.source_id.in_(chunk_ids))) > 0
+    async with db.tenant(tenant).session() as s:
+        if how == "orm":
+            await s.delete(await s.get(Document, doc.id))
+        else:
+            await s.execute(delete(Document.__table__).where(Document.__table__.c.id == doc.id))
+    gone = [doc.id, *chunk_ids] if how == "orm" else chunk_ids
+    async with db.tenant(tenant).session() as s:
+        assert await s.scalar(select(func.count()).select_from(Node).where(Node.id.in_(gone))) == 0
+        assert await s.scalar(select(func.count()).select_from(Edge).where(
+            Edge.source_id.in_(gone) | Edge.target_id.in_(gone))) == 0
+        kinds = dict((await s.execute(select(Node.type, func.count()).where(Node.namespace == ns)
+                                      .group_by(Node.type))).all())
+        assert kinds == {"document": 1 if how == "orm" else 2, "chunk": other.chunk_count}
+    assert await ops.search_chunks("walrus", mode="text") == []
 
 
 async def test_delete_nodes_by_source(db, ns):

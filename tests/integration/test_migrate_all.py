@@ -62,7 +62,7 @@ async def test_down_and_up_on_a_populated_tenant_with_the_alembic_command(db, te
 
     assert counts["search_terms"] == 4  # populated, tenant, document, number: the words ingestion added
     kept = dict(counts)
-    steps = [("0004_reembedding", "search_terms"), ("0003_document_lifecycle", "pending_embeddings"),
+    steps = [("0005_search_terms", None), ("0004_reembedding", "search_terms"), ("0003_document_lifecycle", "pending_embeddings"),
              ("0002_chunk_metadata", None), (BASELINE, None)]
     for expected, dropped in steps:  # one revision at a time; each drops only its own table
         down = alembic(db, "-x", f"tenant={tenant}", "downgrade", "-1")

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 
 def test_single_head():
-    assert migrations.head_revision() == "0005_search_terms"
+    assert migrations.head_revision() == "0006_orphan_nodes"
 
 
 def server_url(db) -> str:

@@ -44,6 +44,16 @@ def _plain(value: object) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
+def _named(values: tuple[str, ...], option: str) -> tuple[str, ...]:
+    if any(not v.strip() for v in values):
+        raise click.BadParameter("must not be empty", param_hint=option)
+    return values
+
+
+def _steps(depth: int) -> str:
+    return f"{depth} step" + ("" if depth == 1 else "s")
+
+
 def _error(exc: object) -> None:
     err.print(Text("error: ", style="bold red") + Text(_plain(exc)), highlight=False, soft_wrap=True)
 
@@ -91,12 +101,15 @@ def _require_existing(url: str) -> None:
 
 
 class _Reporter:
-    """A live progress bar on a terminal; otherwise a line every 10% (logs, CI)."""
+    """A live progress bar on a terminal; otherwise a line at the start, at every 10% and at
+    least every LINE_SECONDS (logs, CI: a slow first 10% must not look like a hang)."""
+
+    LINE_SECONDS = 30.0
 
     def __init__(self, description: str, total: int, unit: str) -> None:
         self.description, self.total, self.unit = description, total, unit
         self.done, self.started = 0, time.monotonic()
-        self.next_line = 0.1
+        self.next_line, self.last_line = 0.1, self.started
         self.bar = None
         if err.is_terminal:
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -107,6 +120,8 @@ class _Reporter:
     def __enter__(self) -> _Reporter:
         if self.bar:
             self.bar.start()
+        elif self.total:
+            err.print(f"{self.description}: 0/{self.total}", highlight=False)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -118,8 +133,10 @@ class _Reporter:
         rate = f"{self.done / max(time.monotonic() - self.started, 1e-9):.1f} {self.unit}/s"
         if self.bar:
             self.bar.update(self.task, advance=n, rate=rate)
-        elif self.total and (self.done / self.total >= self.next_line or self.done == self.total):
+        elif self.total and (self.done / self.total >= self.next_line or self.done == self.total
+                             or time.monotonic() - self.last_line >= self.LINE_SECONDS):
             err.print(f"{self.description}: {self.done}/{self.total} ({rate})", highlight=False)
+            self.last_line = time.monotonic()
             while self.next_line <= self.done / self.total:
                 self.next_line += 0.1
 
@@ -289,8 +306,10 @@ def graph() -> None:
     """Import and walk graphs."""
 
 
-def _edge_pairs(path: Path) -> list[tuple[str, str]]:
-    pairs = []
+def _edge_pairs(path: Path) -> tuple[list[tuple[str, str]], int]:
+    """The (source, target) pairs of an edge list, and how many lines had more columns (a
+    weight, a timestamp), which are not imported."""
+    pairs, extra = [], 0
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
@@ -298,12 +317,14 @@ def _edge_pairs(path: Path) -> list[tuple[str, str]]:
                 if not fields or fields[0].startswith("#"):
                     continue
                 if len(fields) < 2:
-                    raise click.ClickException(f"{path}:{number}: expected 'source target', got {line.strip()!r}")
+                    raise CopilotzError(f"{_plain(path)}:{number}: expected 'source target', got {line.strip()!r}; "
+                                        "nothing was imported")
+                extra += len(fields) > 2
                 pairs.append((fields[0], fields[1]))
     except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{path} is not UTF-8 text (byte {exc.start}); an edge list is "
-                                   "one 'source target' pair per line") from None
-    return pairs
+        raise CopilotzError(f"{_plain(path)} is not UTF-8 text (byte {exc.start}); an edge list is "
+                            "one 'source target' pair per line") from None
+    return pairs, extra
 
 
 @graph.command("import-edges")
@@ -318,7 +339,10 @@ async def import_edges(db: Database, file: Path, namespace: str | None, edge_typ
     if namespace is not None and not namespace.strip():
         raise click.BadParameter("must not be empty", param_hint="--namespace")
     namespace = namespace or file.stem
-    pairs = _edge_pairs(file)
+    pairs, extra = _edge_pairs(file)
+    if extra:
+        err.print(f"{extra} lines have more than two columns: only the first two (source, target) "
+                  "are imported", highlight=False)
     tokens = {t for pair in pairs for t in pair}
     with _Reporter(f"importing {file.name}", len(tokens) + len(pairs), "rows") as progress:
         result = await db.ops.import_edge_list(pairs, namespace=namespace, edge_type=edge_type,
@@ -341,7 +365,8 @@ async def _resolve(db: Database, node: str, namespace: str | None):
 @click.argument("node")
 @click.option("--depth", "-d", default=2, show_default=True, type=click.IntRange(0, MAX_DEPTH))
 @click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
-@click.option("--type", "types", multiple=True, help="Only follow edges of this type (repeatable).")
+@click.option("--type", "types", multiple=True, callback=lambda ctx, param, values: _named(values, "--type"),
+              help="Only follow edges of this type (repeatable).")
 @click.option("--namespace", "-n", help="Resolve NODE as NAMESPACE:NODE or by name in this namespace.")
 @click.option("--max-nodes", type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True)
@@ -352,6 +377,8 @@ async def traverse(db: Database, node: str, depth: int, direction: str, types: t
     start = await _resolve(db, node, namespace)
     result = await db.ops.traverse_graph(start.id, list(types) or None, depth, direction=direction,
                                          max_nodes=max_nodes)
+    if result.truncated:
+        err.print(f"stopped at --max-nodes {max_nodes}: more nodes are within {_steps(depth)}", highlight=False)
     if as_json:
         out.print_json(result.model_dump_json())
         return
@@ -364,8 +391,6 @@ async def traverse(db: Database, node: str, depth: int, direction: str, types: t
     shown = result.nodes[:20]
     out.print("  " + _plain(", ".join(f"{n.node.name}@{n.depth}" for n in shown))
               + (" …" if len(result.nodes) > len(shown) else ""), highlight=False)
-    if result.truncated:
-        err.print(f"stopped at --max-nodes {max_nodes}: more nodes are within {depth} steps", highlight=False)
 
 
 @graph.command("export")
@@ -374,7 +399,8 @@ async def traverse(db: Database, node: str, depth: int, direction: str, types: t
 @click.option("--format", "fmt", type=click.Choice(["html", "mermaid", "dot", "json"]), default="html",
               show_default=True)
 @click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
-@click.option("--type", "types", multiple=True, help="Only follow edges of this type (repeatable).")
+@click.option("--type", "types", multiple=True, callback=lambda ctx, param, values: _named(values, "--type"),
+              help="Only follow edges of this type (repeatable).")
 @click.option("--namespace", "-n", help="Resolve NODE as NAMESPACE:NODE or by name in this namespace.")
 @click.option("--max-nodes", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
@@ -388,7 +414,7 @@ async def export_graph(db: Database, node: str, depth: int, fmt: str, direction:
                                        max_nodes=max_nodes)
     text = export.render(walk, fmt, title=export.title(walk, depth, direction))
     if walk.truncated:
-        err.print(f"drew the first {max_nodes} nodes (--max-nodes): more are within {depth} steps; "
+        err.print(f"drew the first {max_nodes} nodes (--max-nodes): more are within {_steps(depth)}; "
                   "raise --max-nodes or lower --depth to see them all", highlight=False)
     if output is None and fmt == "html":
         output = Path("subgraph.html")
@@ -396,7 +422,7 @@ async def export_graph(db: Database, node: str, depth: int, fmt: str, direction:
         sys.stdout.write(text)
         return
     output.write_text(text, encoding="utf-8")
-    err.print(f"wrote {output} ({len(text):,} bytes)", highlight=False)
+    err.print(f"wrote {output} ({len(text.encode('utf-8')):,} bytes)", highlight=False)
 
 
 # -- schemas -----------------------------------------------------------------------------------

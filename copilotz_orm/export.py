@@ -57,7 +57,7 @@ def to_dot(walk: Traversal) -> str:
 
 
 def to_json(walk: Traversal) -> str:
-    return walk.model_dump_json(indent=2)
+    return walk.model_dump_json(indent=2) + "\n"
 
 
 def _layout(walk: Traversal, size: float) -> dict[str, tuple[float, float]]:
@@ -147,7 +147,7 @@ text {{ font-size: 11px; fill: #333; pointer-events: none; }}
 
 def title(walk: Traversal, depth: int, direction: str) -> str:
     start = walk.nodes[0].node
-    return f"{start.name} ({start.type}): {depth} steps {direction}"
+    return f"{start.name} ({start.type}): {depth} step{'' if depth == 1 else 's'} {direction}"
 
 
 def render(walk: Traversal, fmt: str, title: str = "copilotz-orm subgraph") -> str:

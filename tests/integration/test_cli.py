@@ -81,6 +81,18 @@ def test_graph_import_and_traverse(workdir):
     assert missing.returncode == 1 and "no node has id '99', id g:99 or name '99'" in missing.stderr
     too_deep = run(workdir, "graph", "traverse", "1", "-n", "g", "--depth", "11", ok=False)
     assert too_deep.returncode == 2 and "--depth" in too_deep.stderr
+    blank = run(workdir, "graph", "traverse", "1", "-n", "g", "--type", " ", ok=False)
+    assert blank.returncode == 2 and "--type" in blank.stderr
+    assert "importing g.txt: 0/8" in again.stderr.splitlines()[0]  # a first line before any work
+
+    (workdir / "w.txt").write_text("a b 0.5\nb c\nc d 2 2026\n")
+    weighted = run(workdir, "graph", "import-edges", str(workdir / "w.txt"))
+    assert "3 edges" in weighted.stdout
+    assert "2 lines have more than two columns: only the first two (source, target) are imported" in weighted.stderr
+    (workdir / "bad.txt").write_text("a b\nlonely\n")
+    bad = run(workdir, "graph", "import-edges", str(workdir / "bad.txt"), ok=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "bad.txt:2: expected 'source target'" in bad.stderr
+    assert run(workdir, "graph", "traverse", "a", "-n", "bad", ok=False).returncode == 1  # nothing was imported
 
 
 def test_schema_commands(workdir):
@@ -120,7 +132,8 @@ def test_graph_export_formats(workdir):
     run(workdir, "graph", "import-edges", str(edges))
     page = run(workdir, "graph", "export", "1", "-n", "g", "--depth", "2")
     html = (workdir / "subgraph.html").read_text()
-    assert "wrote subgraph.html" in page.stderr
+    size = (workdir / "subgraph.html").stat().st_size
+    assert f"wrote subgraph.html ({size:,} bytes)" in page.stderr and size > len(html)  # '·' is two bytes
     assert html.startswith("<!doctype html>") and html.count("<circle") == 4 and "http" not in html.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
     mermaid = run(workdir, "graph", "export", "1", "-n", "g", "--format", "mermaid", "--direction", "out").stdout
@@ -132,6 +145,11 @@ def test_graph_export_formats(workdir):
     capped = run(workdir, "graph", "export", "1", "-n", "g", "--max-nodes", "2", "--format", "json")
     assert len(json.loads(capped.stdout)["nodes"]) == 2 and json.loads(capped.stdout)["truncated"] is True
     assert "drew the first 2 nodes (--max-nodes): more are within 2 steps" in capped.stderr
+    assert capped.stdout.endswith("}\n")
+    one = run(workdir, "graph", "export", "1", "-n", "g", "--depth", "1", "--max-nodes", "1", "--format", "json")
+    assert "more are within 1 step;" in one.stderr
+    assert "stopped at --max-nodes 1" in run(workdir, "graph", "traverse", "1", "-n", "g", "--max-nodes", "1",
+                                             "--json").stderr
     walked = run(workdir, "graph", "traverse", "1", "-n", "g", "--max-nodes", "3")
     assert "stopped at --max-nodes 3" in walked.stderr
     assert "--max-nodes" not in run(workdir, "graph", "traverse", "1", "-n", "g", "--max-nodes", "4").stderr

@@ -50,6 +50,10 @@ def _named(values: tuple[str, ...], option: str) -> tuple[str, ...]:
     return values
 
 
+_EDGE_TYPES = click.option("--type", "types", multiple=True, callback=lambda ctx, param, values: _named(values, "--type"),
+                           help="Only follow edges of this type (repeatable).")
+
+
 def _steps(depth: int) -> str:
     return f"{depth} step" + ("" if depth == 1 else "s")
 
@@ -365,8 +369,7 @@ async def _resolve(db: Database, node: str, namespace: str | None):
 @click.argument("node")
 @click.option("--depth", "-d", default=2, show_default=True, type=click.IntRange(0, MAX_DEPTH))
 @click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
-@click.option("--type", "types", multiple=True, callback=lambda ctx, param, values: _named(values, "--type"),
-              help="Only follow edges of this type (repeatable).")
+@_EDGE_TYPES
 @click.option("--namespace", "-n", help="Resolve NODE as NAMESPACE:NODE or by name in this namespace.")
 @click.option("--max-nodes", type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True)
@@ -399,8 +402,7 @@ async def traverse(db: Database, node: str, depth: int, direction: str, types: t
 @click.option("--format", "fmt", type=click.Choice(["html", "mermaid", "dot", "json"]), default="html",
               show_default=True)
 @click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
-@click.option("--type", "types", multiple=True, callback=lambda ctx, param, values: _named(values, "--type"),
-              help="Only follow edges of this type (repeatable).")
+@_EDGE_TYPES
 @click.option("--namespace", "-n", help="Resolve NODE as NAMESPACE:NODE or by name in this namespace.")
 @click.option("--max-nodes", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),

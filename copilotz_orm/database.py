@@ -30,7 +30,7 @@ from .errors import (
 )
 from .models import Base, EmbeddingSpace
 from .sql import search as search_sql
-from .scopes import ABORTED, CANCELLED, Scope, Tenant, Transaction, _open_transaction, ambient_scope, refuse_second_connection
+from .scopes import ABORTED, CONNECTION_LOST, Scope, Tenant, Transaction, _open_transaction, ambient_scope, refuse_second_connection
 from .tenancy import translate_map, validate_schema_name
 
 # Advisory lock key (first half of the two-int form) for database bootstrap; the per-schema one
@@ -170,8 +170,8 @@ class Database:
             token = _open_transaction.set(tx)
             try:
                 yield tx
-                if tx.cancelled:  # the block caught the cancellation and went on: nothing can commit
-                    raise TransactionAborted(CANCELLED)
+                if session.bind.invalidated:  # the block caught the error and went on: nothing can commit
+                    raise TransactionAborted(CONNECTION_LOST)
             finally:
                 tx.open = False
                 _open_transaction.reset(token)

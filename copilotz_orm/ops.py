@@ -105,14 +105,8 @@ class Ops(DocumentOps):
             # leaves nothing behind and the caller may catch its error and go on.
             async with self._tx.lock:
                 self._tx.check_open()
-                try:
-                    async with self._tx.session.begin_nested():
-                        yield self._tx.session
-                except asyncio.CancelledError:
-                    # Cut off mid-statement (a timeout, a cancelled task): the driver drops the
-                    # connection, and the transaction with it.
-                    self._tx.cancelled = True
-                    raise
+                async with self._tx.session.begin_nested():
+                    yield self._tx.session
             return
         refuse_second_connection(self._db)
         async with self._db.session(schema, one_read=one_read) as session:

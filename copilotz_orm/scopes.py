@@ -155,10 +155,11 @@ class Tenant(_Scoped):
         return f"Tenant(schema={self.scope.schema!r}, namespace={self.scope.namespace!r})"
 
 
-CANCELLED = ("an op in this transaction was cancelled mid-statement (a timeout or a cancelled task): the "
-             "connection was reset and the transaction with it, so nothing in it will be stored. Start a new "
-             "db.transaction(). To bound an op's time and keep the transaction, let PostgreSQL stop it: after "
-             "SET LOCAL statement_timeout in tx.session, a slow op raises QueryCanceled and only it is undone.")
+CONNECTION_LOST = (
+    "the connection was lost in the middle of a statement (an op cut off by a timeout or a cancelled task, or "
+    "the server went away), and the transaction with it: nothing in it will be stored. Start a new "
+    "db.transaction(). To bound an op's time and keep the transaction, let PostgreSQL stop it: after SET "
+    "LOCAL statement_timeout in tx.session, a slow op raises QueryCanceled and only it is undone.")
 
 
 class Transaction(_Scoped):
@@ -175,7 +176,6 @@ class Transaction(_Scoped):
         self.session = session
         self.db = db
         self.open = True
-        self.cancelled = False
         self.lock = asyncio.Lock()
         self.ops = Ops(db, scope=scope, transaction=self)
 
@@ -183,8 +183,8 @@ class Transaction(_Scoped):
         if not self.open:
             raise InvalidInput("this transaction has ended (its async with block is over); "
                                "open a new one with db.transaction()")
-        if self.cancelled:
-            raise TransactionAborted(CANCELLED)
+        if self.session.bind.invalidated:  # the driver dropped it: a cancelled statement, a lost server
+            raise TransactionAborted(CONNECTION_LOST)
         if self.session.bind.info.get(ABORTED):
             raise TransactionAborted(
                 "a statement of yours failed in this transaction and its error was caught: PostgreSQL has "

@@ -247,12 +247,12 @@ async def test_an_op_cancelled_mid_statement_ends_the_transaction_loudly(db, ten
     node = await ops.create_node(type="t", name="locked")
     async with db.engine.connect() as other:  # holds the node's row lock, so an update waits
         await other.execute(text(f'SELECT 1 FROM "{tenant}".nodes WHERE id = :id FOR UPDATE'), {"id": node.id})
-        with pytest.raises(TransactionAborted, match="cancelled mid-statement"):
+        with pytest.raises(TransactionAborted, match="lost in the middle of a statement"):
             async with db.transaction(schema=tenant, namespace=ns) as tx:
                 await tx.ops.create_node(type="t", name="lost")
                 with pytest.raises(asyncio.TimeoutError):
                     await asyncio.wait_for(tx.ops.update_node(node.id, name="renamed"), 0.3)
-                with pytest.raises(TransactionAborted, match="cancelled mid-statement"):
+                with pytest.raises(TransactionAborted, match="lost in the middle of a statement"):
                     await tx.ops.get_node_by_id(node.id)
         async with db.transaction(schema=tenant, namespace=ns) as tx:
             await tx.session.execute(text("SET LOCAL statement_timeout = '300ms'"))
